@@ -1,0 +1,19 @@
+"""rmtl_tf: reparameterized convolutions for incremental multi-task learning.
+
+Keras 3 / TensorFlow implementation of Kanakis et al., "Reparameterizing
+Convolutions for Incremental Multi-Task Learning without Task Interference",
+ECCV 2020.
+"""
+
+from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
+from rmtl_tf.layers.resize_like import ResizeLike
+from rmtl_tf.models.multitask_model import (MultiTaskModel, add_task,
+                                            build_model, predictions)
+from rmtl_tf.tasks.registry import TASKS, TaskSpec, get_task
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ReparamConv2D", "ResizeLike", "MultiTaskModel", "build_model",
+    "add_task", "predictions", "TASKS", "TaskSpec", "get_task",
+]

@@ -1,0 +1,73 @@
+"""The flags of train.py, defined once; `config_from_flags` validates them."""
+
+from absl import flags
+
+from rmtl_tf.training.config import DATASETS, TrainConfig
+
+_MODEL_DIR = flags.DEFINE_string(
+    "model_dir", None, "Where the model, checkpoints and logs go. A second "
+    "run with the same directory adds the tasks it does not have yet.")
+_TASKS = flags.DEFINE_list(
+    "tasks", None, "Tasks to train, one after another, e.g. semseg,depth.")
+_DATASET = flags.DEFINE_enum("dataset", "synthetic", list(DATASETS),
+                             "Dataset to train and evaluate on.")
+_DATA_DIR = flags.DEFINE_string("data_dir", None,
+                                "Folder of the dataset (not for synthetic).")
+_BACKBONE = flags.DEFINE_string("backbone", "resnet18",
+                                "resnet18, resnet34 or resnet_tiny.")
+_WIDTH = flags.DEFINE_float("width_multiplier", 1.0,
+                            "Scales the backbone's channel widths.")
+_HEAD = flags.DEFINE_integer("head_channels", 256, "DeepLabv3+ width.")
+_LOW = flags.DEFINE_integer("low_level_channels", 48,
+                            "Width of the reduced low-level features.")
+_NFF = flags.DEFINE_bool("nff", True, "Weight-normalized modulators (NFF).")
+_IMAGE_SIZE = flags.DEFINE_list("image_size", ["256", "320"],
+                                "Training image size: H,W.")
+_BATCH = flags.DEFINE_integer("batch_size", 8, "Batch size.")
+_STEPS = flags.DEFINE_integer("train_steps", 1000,
+                              "Training steps per task.")
+_CKPT = flags.DEFINE_integer("checkpoint_every", 100,
+                             "Steps between atomic checkpoints.")
+_LR = flags.DEFINE_float("learning_rate", 0.005, "Initial SGD learning rate.")
+_MOMENTUM = flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
+_WD = flags.DEFINE_float("weight_decay", 1e-4, "Weight decay.")
+_POLY = flags.DEFINE_float("poly_power", 0.9, "Power of the poly LR decay.")
+_BANK = flags.DEFINE_string(
+    "bank", "pretrain", "Where the frozen bank comes from: 'pretrain' "
+    "(pretrain a plain ResNet on synthetic scenes first), 'random', or "
+    "'npz:PATH' (weights saved by rmtl_tf.models.bank.save_bank).")
+_PRETRAIN_STEPS = flags.DEFINE_integer("pretrain_steps", 300,
+                                       "Steps of bank pretraining.")
+_PRETRAIN_LR = flags.DEFINE_float("pretrain_learning_rate", 0.002,
+                                  "Adam learning rate of bank pretraining.")
+_TRAIN_EXAMPLES = flags.DEFINE_integer(
+    "train_examples", 512, "Synthetic training scenes (generated once).")
+_EVAL_EXAMPLES = flags.DEFINE_integer("eval_examples", 64,
+                                      "Validation scenes for the report.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of data and initialization.")
+_JIT = flags.DEFINE_bool("jit_compile", True, "Compile train steps with XLA.")
+
+flags.mark_flags_as_required(["model_dir", "tasks"])
+
+
+def config_from_flags():
+    """One validated `TrainConfig` from the parsed flags."""
+    try:
+        image_size = tuple(int(s) for s in _IMAGE_SIZE.value)
+    except ValueError as e:
+        raise ValueError("--image_size must be two integers H,W. "
+                         f"Received: {_IMAGE_SIZE.value}") from e
+    return TrainConfig(
+        model_dir=_MODEL_DIR.value, tasks=tuple(_TASKS.value),
+        dataset=_DATASET.value, data_dir=_DATA_DIR.value,
+        backbone=_BACKBONE.value, width_multiplier=_WIDTH.value,
+        head_channels=_HEAD.value, low_level_channels=_LOW.value,
+        nff=_NFF.value, image_size=image_size, batch_size=_BATCH.value,
+        train_steps=_STEPS.value, checkpoint_every=_CKPT.value,
+        learning_rate=_LR.value, momentum=_MOMENTUM.value,
+        weight_decay=_WD.value, poly_power=_POLY.value, bank=_BANK.value,
+        pretrain_steps=_PRETRAIN_STEPS.value,
+        pretrain_learning_rate=_PRETRAIN_LR.value,
+        train_examples=_TRAIN_EXAMPLES.value,
+        eval_examples=_EVAL_EXAMPLES.value, seed=_SEED.value,
+        jit_compile=_JIT.value)

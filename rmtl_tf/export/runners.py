@@ -1,0 +1,71 @@
+"""Run an export from Python: a SavedModel or a TFLite file, per task.
+
+Both runners check the input before it reaches the graph and name what was
+expected, so a wrong shape or dtype is one clear error instead of a kernel
+failure deep inside.
+"""
+
+import numpy as np
+
+from rmtl_tf.export.export_lib import INPUT_NAME
+
+
+def check_image(image, expected_shape, signature, available):
+    """Validates `image` against `expected_shape` ([-1 or None = any])."""
+    if signature not in available:
+        raise ValueError(f"Unknown signature {signature!r}. Available: "
+                         f"{sorted(available)}.")
+    image = np.asarray(image)
+    if image.dtype != np.float32:
+        raise ValueError(
+            f"Signature {signature!r} takes float32 RGB pixels in [0, 255]; "
+            f"received dtype {image.dtype}. Cast with image.astype('float32')"
+            ".")
+    expected = [None if (s is None or s < 0) else int(s)
+                for s in expected_shape]
+    if image.ndim != len(expected) or any(
+            e is not None and e != s for e, s in zip(expected, image.shape)):
+        shown = ["batch" if e is None else e for e in expected]
+        raise ValueError(
+            f"Signature {signature!r} takes an image of shape {shown} "
+            f"(batch, height, width, channels); received shape "
+            f"{list(image.shape)}.")
+    return image
+
+
+class SavedModelRunner:
+    """Runs the signatures of an exported SavedModel."""
+
+    def __init__(self, path):
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+        self._tf = tf
+        self.loaded = tf.saved_model.load(path)
+        self.signatures = dict(self.loaded.signatures)
+
+    def __call__(self, image, signature="serving_default"):
+        fn = self.signatures.get(signature)
+        expected = (fn.structured_input_signature[1][INPUT_NAME].shape
+                    if fn is not None else [])
+        image = check_image(image, list(expected), signature, self.signatures)
+        out = fn(**{INPUT_NAME: self._tf.constant(image)})
+        return {k: v.numpy() for k, v in out.items()}
+
+
+class TFLiteRunner:
+    """Runs the signatures of an exported `.tflite` file (LiteRT)."""
+
+    def __init__(self, path, num_threads=None):
+        from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+        self.interpreter = Interpreter(model_path=path,
+                                       num_threads=num_threads)
+        self.signatures = self.interpreter.get_signature_list()
+
+    def __call__(self, image, signature="serving_default"):
+        expected = []
+        if signature in self.signatures:
+            runner = self.interpreter.get_signature_runner(signature)
+            details = runner.get_input_details()[INPUT_NAME]
+            expected = [int(s) for s in details["shape_signature"]]
+        image = check_image(image, expected, signature, self.signatures)
+        return self.interpreter.get_signature_runner(signature)(
+            **{INPUT_NAME: image})

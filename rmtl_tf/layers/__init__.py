@@ -1,0 +1,2 @@
+from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
+from rmtl_tf.layers.resize_like import ResizeLike

@@ -1,0 +1,343 @@
+"""`ReparamConv2D`: a frozen shared filter bank followed by per-task modulators."""
+
+import re
+
+import keras
+from keras import ops
+
+TASK_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+COMPUTE_MODES = ("fused", "factorized")
+MODULATOR_INITS = ("identity", "orthogonal", "random_normal")
+
+
+def validate_task_name(task):
+    """Raises `ValueError` unless `task` can name a variable and a signature."""
+    if not isinstance(task, str) or not TASK_NAME_PATTERN.match(task):
+        raise ValueError(
+            "A task name must be lower-case letters, digits and '_', start "
+            "with a letter and be at most 64 characters long (it names "
+            f"variables and export signatures). Received: task={task!r}"
+        )
+    return task
+
+
+def _normalize_tuple(value, name):
+    if isinstance(value, int):
+        value = (value, value)
+    value = tuple(value)
+    if len(value) != 2 or not all(isinstance(v, int) and v > 0 for v in value):
+        raise ValueError(
+            f"`{name}` must be a positive int or a pair of positive ints. "
+            f"Received: {name}={value}"
+        )
+    return value
+
+
+@keras.saving.register_keras_serializable(package="rmtl_tf")
+class ReparamConv2D(keras.layers.Layer):
+    """Reparameterized 2-D convolution: `y = Wt_task . (Ws * x)`.
+
+    The filter bank `Ws` (`kernel_size + (c_in, filters)`, HWIO) is shared by
+    every task and is never trained. Each task owns a `filters x filters`
+    modulator `Wt_task` (a 1x1 convolution) that recombines the bank's
+    responses. Since nothing shared is trained, training one task cannot
+    change another task's outputs.
+
+    With `nff=True` (normalized feature fusion) the modulator is weight
+    normalized per output filter: `Wt = g * v / ||v||`, the norm taken over
+    the input axis of each output filter (a column of the HWIO matrix `v`).
+
+    Args:
+        filters: int, number of output channels (`c_out`).
+        kernel_size: int or pair, size of the bank's kernel.
+        strides: int or pair.
+        padding: `"same"` or `"valid"`.
+        dilation_rate: int or pair.
+        tasks: sequence of task names to create modulators for at build.
+        nff: bool, use weight-normalized modulators.
+        compute_mode: `"fused"` (default) computes the per-task kernel
+            `Ws @ Wt` once per call and runs one convolution;
+            `"factorized"` runs the bank convolution then the 1x1 modulator,
+            as written in the paper. Both give the same function.
+        modulator_init: how new modulators start: `"identity"` (default, the
+            task starts as the bank), `"orthogonal"` or `"random_normal"`.
+        bank_initializer: initializer of the bank before pretrained weights
+            are loaded into it.
+        **kwargs: base layer arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        inputs: float tensor `(batch, height, width, c_in)`.
+        task: str, the task whose modulator to use (keyword, required).
+
+    Example:
+
+    ```python
+    layer = ReparamConv2D(64, 3, tasks=["semseg", "depth"])
+    y = layer(keras.random.normal((2, 32, 32, 16)), task="depth")
+    layer.add_task("normals")
+    ```
+
+    Reference:
+        Kanakis et al., "Reparameterizing Convolutions for Incremental
+        Multi-Task Learning without Task Interference", ECCV 2020.
+    """
+
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=1,
+        padding="same",
+        dilation_rate=1,
+        tasks=(),
+        nff=False,
+        compute_mode="fused",
+        modulator_init="identity",
+        bank_initializer="he_normal",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if not isinstance(filters, int) or filters <= 0:
+            raise ValueError(
+                f"`filters` must be a positive int. Received: filters={filters}"
+            )
+        padding = str(padding).lower()
+        if padding not in ("same", "valid"):
+            raise ValueError(
+                "`padding` must be 'same' or 'valid'. "
+                f"Received: padding={padding!r}"
+            )
+        if compute_mode not in COMPUTE_MODES:
+            raise ValueError(
+                f"`compute_mode` must be one of {COMPUTE_MODES}. "
+                f"Received: compute_mode={compute_mode!r}"
+            )
+        if modulator_init not in MODULATOR_INITS:
+            raise ValueError(
+                f"`modulator_init` must be one of {MODULATOR_INITS}. "
+                f"Received: modulator_init={modulator_init!r}"
+            )
+        self.filters = filters
+        self.kernel_size = _normalize_tuple(kernel_size, "kernel_size")
+        self.strides = _normalize_tuple(strides, "strides")
+        self.dilation_rate = _normalize_tuple(dilation_rate, "dilation_rate")
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(
+                "`strides` > 1 with `dilation_rate` > 1 is not supported. "
+                f"Received: strides={self.strides}, "
+                f"dilation_rate={self.dilation_rate}"
+            )
+        self.padding = padding
+        self.nff = bool(nff)
+        self.compute_mode = compute_mode
+        self.modulator_init = modulator_init
+        self.bank_initializer = keras.initializers.get(bank_initializer)
+        self.tasks = []
+        self.modulators = {}
+        for task in tasks:
+            self._check_new_task(task)
+            self.tasks.append(task)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    # -- state ---------------------------------------------------------------
+
+    def build(self, input_shape):
+        in_channels = input_shape[-1]
+        if in_channels is None:
+            raise ValueError(
+                "The channel dimension of the inputs must be known. "
+                f"Received: input_shape={input_shape}"
+            )
+        self.bank = self.add_weight(
+            name="bank",
+            shape=self.kernel_size + (in_channels, self.filters),
+            initializer=self.bank_initializer,
+            trainable=False,
+        )
+        for task in self.tasks:
+            self._create_modulator(task, self.modulator_init)
+
+    def _check_new_task(self, task):
+        validate_task_name(task)
+        if task in self.tasks:
+            raise ValueError(
+                f"Task {task!r} already exists in layer {self.name!r}; its "
+                f"tasks are {self.tasks}. Task names must be unique."
+            )
+
+    def _modulator_initializer(self, init):
+        if init == "identity":
+            return keras.initializers.Identity()
+        if init == "orthogonal":
+            return keras.initializers.Orthogonal()
+        if init == "random_normal":
+            return keras.initializers.RandomNormal(
+                stddev=1.0 / self.filters**0.5
+            )
+        raise ValueError(
+            f"`init` must be one of {MODULATOR_INITS}. Received: init={init!r}"
+        )
+
+    def _create_modulator(self, task, init):
+        shape = (self.filters, self.filters)
+        initializer = self._modulator_initializer(init)
+        if self.nff:
+            v = self.add_weight(
+                name=f"modulator_{task}_v",
+                shape=shape,
+                initializer=initializer,
+                trainable=True,
+            )
+            g = self.add_weight(
+                name=f"modulator_{task}_g",
+                shape=(self.filters,),
+                initializer="zeros",
+                trainable=True,
+            )
+            # g starts as ||v|| per output filter, so Wt = v at start.
+            g.assign(ops.sqrt(ops.sum(ops.square(v), axis=0)))
+            self.modulators[task] = {"v": v, "g": g}
+        else:
+            self.modulators[task] = self.add_weight(
+                name=f"modulator_{task}",
+                shape=shape,
+                initializer=initializer,
+                trainable=True,
+            )
+
+    def add_task(self, task, init=None):
+        """Adds a modulator for `task` (identity-initialized by default).
+
+        Works before and after the layer is built; the bank is untouched.
+        """
+        self._check_new_task(task)
+        init = self.modulator_init if init is None else init
+        self._modulator_initializer(init)  # Validates `init` first.
+        self.tasks.append(task)
+        if self.built:
+            locked = self._tracker.locked
+            self._tracker.unlock()
+            try:
+                self._create_modulator(task, init)
+            finally:
+                if locked:
+                    self._tracker.lock()
+
+    def task_variables(self, task):
+        """The variables owned by `task` in this layer."""
+        self._check_task(task)
+        modulator = self.modulators[task]
+        return list(modulator.values()) if self.nff else [modulator]
+
+    def _check_task(self, task):
+        if task not in self.tasks:
+            raise ValueError(
+                f"Unknown task {task!r} for layer {self.name!r}. "
+                f"Expected one of {self.tasks}."
+            )
+
+    # -- math ----------------------------------------------------------------
+
+    def modulator(self, task):
+        """The effective `(filters, filters)` modulator matrix of `task`."""
+        self._check_task(task)
+        modulator = self.modulators[task]
+        if not self.nff:
+            return modulator
+        v, g = modulator["v"], modulator["g"]
+        norm = ops.sqrt(ops.sum(ops.square(v), axis=0, keepdims=True))
+        return v * (g[None, :] / ops.maximum(norm, 1e-12))
+
+    def task_kernel(self, task):
+        """The bank folded with `task`'s modulator: an ordinary HWIO kernel."""
+        return ops.tensordot(self.bank, self.modulator(task), axes=[[3], [0]])
+
+    def call(self, inputs, task=None):
+        if task is None:
+            raise ValueError(
+                f"Layer {self.name!r} needs the task by keyword, e.g. "
+                f"`layer(x, task={self.tasks[0] if self.tasks else 'semseg'!r})`."
+                f" Known tasks: {self.tasks}"
+            )
+        self._check_task(task)
+        if self.compute_mode == "fused":
+            kernel = ops.cast(self.task_kernel(task), inputs.dtype)
+            return self._conv(inputs, kernel)
+        responses = self._conv(inputs, ops.cast(self.bank, inputs.dtype))
+        modulator = ops.cast(self.modulator(task), inputs.dtype)
+        return ops.tensordot(responses, modulator, axes=[[3], [0]])
+
+    def _conv(self, inputs, kernel):
+        return ops.conv(
+            inputs,
+            kernel,
+            strides=self.strides,
+            padding=self.padding,
+            dilation_rate=self.dilation_rate,
+            data_format="channels_last",
+        )
+
+    def compute_output_shape(self, input_shape):
+        spatial = []
+        for i, size in enumerate(input_shape[1:3]):
+            if size is None:
+                spatial.append(None)
+                continue
+            if self.padding == "valid":
+                effective = (self.kernel_size[i] - 1) * self.dilation_rate[i] + 1
+                size = size - effective + 1
+            spatial.append(-(-size // self.strides[i]))
+        return (input_shape[0], *spatial, self.filters)
+
+    # -- serialization ---------------------------------------------------------
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": self.filters,
+                "kernel_size": self.kernel_size,
+                "strides": self.strides,
+                "padding": self.padding,
+                "dilation_rate": self.dilation_rate,
+                "tasks": list(self.tasks),
+                "nff": self.nff,
+                "compute_mode": self.compute_mode,
+                "modulator_init": self.modulator_init,
+                "bank_initializer": keras.initializers.serialize(
+                    self.bank_initializer
+                ),
+            }
+        )
+        return config
+
+    def _named_variables(self):
+        named = {"bank": self.bank}
+        for task in self.tasks:
+            for variable in self.task_variables(task):
+                named[variable.name] = variable
+        return named
+
+    def save_own_variables(self, store):
+        for name, variable in self._named_variables().items():
+            store[name] = variable.numpy()
+
+    def load_own_variables(self, store):
+        named = self._named_variables()
+        stored = set(store.keys())
+        if stored != set(named):
+            raise ValueError(
+                f"Layer {self.name!r} cannot load these weights: missing "
+                f"{sorted(set(named) - stored)}, unexpected "
+                f"{sorted(stored - set(named))}. The checkpoint was written "
+                "by a model with other tasks or another architecture."
+            )
+        for name, variable in named.items():
+            value = store[name]
+            if tuple(value.shape) != tuple(variable.shape):
+                raise ValueError(
+                    f"Layer {self.name!r}: weight {name!r} has shape "
+                    f"{tuple(value.shape)} in the checkpoint, expected "
+                    f"{tuple(variable.shape)}."
+                )
+            variable.assign(value)

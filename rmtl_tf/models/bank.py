@@ -1,0 +1,131 @@
+"""Pretrained bank weights: extract, store, load into a multi-task model.
+
+A "bank weights" dict maps `"<layer>/<weight>"` to numpy arrays, in the
+naming of the plain (single-path) backbone: `"layer1_0_conv1/kernel"` (HWIO),
+`"layer1_0_bn1/gamma"`, `".../beta"`, `".../moving_mean"`,
+`".../moving_variance"`, `"layer2_0_downsample_conv/kernel"`. The conv
+kernels become the frozen banks; BatchNorm and shortcut weights initialize
+every task's own copies. Loaders are pluggable through `BANK_LOADERS`.
+"""
+
+import os
+import tempfile
+
+import numpy as np
+
+from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
+from rmtl_tf.models.layer_factory import LayerFactory
+from rmtl_tf.models.resnet_backbone import resnet_features
+
+BN_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def build_plain_backbone(backbone, width_multiplier=1.0, image_size=None):
+    """An ordinary trainable ResNet with the bank's layer names.
+
+    Returns a functional model from float pixels in [0, 255] to the feature
+    dict {"P2", "P5"}.
+    """
+    import keras  # pylint: disable=import-outside-toplevel
+    from rmtl_tf.models import multitask_model  # pylint: disable=import-outside-toplevel
+
+    height, width = image_size or (None, None)
+    image = keras.Input((height, width, 3), name="image")
+    x = keras.layers.Normalization(
+        mean=multitask_model.IMAGENET_MEAN,
+        variance=[s**2 for s in multitask_model.IMAGENET_STD],
+        name="normalize")(image)
+    factory = LayerFactory("plain", tasks=())
+    features = resnet_features(factory, x, None, backbone, width_multiplier)
+    return keras.Model(image, features, name=f"{backbone}_plain")
+
+
+def weights_from_plain(plain_model):
+    """Bank weights dict from a plain backbone's conv and BN layers."""
+    weights = {}
+    for layer in plain_model.layers:
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            weights[f"{layer.name}/kernel"] = layer.kernel.numpy()
+        elif kind == "BatchNormalization":
+            for attr in BN_WEIGHTS:
+                weights[f"{layer.name}/{attr}"] = getattr(layer, attr).numpy()
+    return weights
+
+
+def save_bank(path, weights):
+    """Writes bank weights to an `.npz`, atomically."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **weights)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load_npz(path):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Bank weights file not found: {path!r}")
+    with np.load(path) as data:
+        return {k: data[k] for k in data.files}
+
+
+# Loaders by scheme: "npz:PATH" (or a path ending in .npz). Later issues
+# register more (e.g. torchvision checkpoints).
+BANK_LOADERS = {"npz": load_npz}
+
+
+def load_bank_weights(spec):
+    """Resolves a bank spec ("npz:PATH", "PATH.npz", ...) to a weights dict."""
+    scheme, _, path = spec.partition(":")
+    if not path and spec.endswith(".npz"):
+        scheme, path = "npz", spec
+    if scheme not in BANK_LOADERS or not path:
+        raise ValueError(
+            f"Unknown bank spec {spec!r}. Expected 'SCHEME:PATH' with SCHEME "
+            f"in {sorted(BANK_LOADERS)}, or a path ending in '.npz'."
+        )
+    return BANK_LOADERS[scheme](path)
+
+
+def _assign(variable, value, key):
+    if tuple(variable.shape) != tuple(value.shape):
+        raise ValueError(
+            f"Bank weight {key!r} has shape {tuple(value.shape)}, the model "
+            f"expects {tuple(variable.shape)}: the bank comes from another "
+            "architecture or width."
+        )
+    variable.assign(value)
+
+
+def init_task_layers(model, weights, tasks):
+    """Initializes `tasks`' BatchNorm and shortcut convs from `weights`."""
+    by_name = {layer.name: layer for layer in model.layers}
+    for key in weights:
+        base, _, attr = key.rpartition("/")
+        for task in tasks:
+            layer = by_name.get(f"{base}_{task}")
+            if layer is None or model.layer_owners.get(layer.name) != task:
+                continue
+            target = layer.kernel if attr == "kernel" else getattr(layer, attr)
+            _assign(target, weights[key], key)
+
+
+def load_bank_into(model, weights):
+    """Loads banks into every `ReparamConv2D` and inits all tasks' layers."""
+    missing = []
+    for layer in model.layers:
+        if isinstance(layer, ReparamConv2D):
+            key = f"{layer.name}/kernel"
+            if key not in weights:
+                missing.append(key)
+                continue
+            _assign(layer.bank, weights[key], key)
+    if missing:
+        raise ValueError(f"Bank weights lack {missing}.")
+    init_task_layers(model, weights, model.tasks)

@@ -1,0 +1,96 @@
+"""Creates or reuses the named layers of a multi-task functional graph.
+
+Every layer of a model is created through a `LayerFactory`, by name. When a
+task is added to an existing model, the factory is seeded with the old
+model's layers, so the old tasks' layers (and variables) are reused as they
+are and only the new task's layers are created.
+
+Two modes:
+- `"reparam"`: shared convolutions are `ReparamConv2D` (one bank, one
+  modulator per task); BatchNorm and shortcut convs are per task.
+- `"plain"`: ordinary `Conv2D`/`BatchNormalization` without a task suffix,
+  a single-path network (used to pretrain the bank).
+"""
+
+import keras
+
+from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
+
+MODES = ("reparam", "plain")
+BN_MOMENTUM = 0.9  # PyTorch's BatchNorm momentum of 0.1.
+BN_EPSILON = 1e-5
+
+
+class LayerFactory:
+    """Named layer creation with reuse.
+
+    Args:
+        mode: "reparam" or "plain".
+        tasks: every task of the model being built.
+        nff: NFF modulators for the reparameterized convs.
+        compute_mode: `ReparamConv2D` compute mode.
+        reuse: optional dict name -> layer of an existing model.
+    """
+
+    def __init__(self, mode, tasks, nff=True, compute_mode="fused",
+                 reuse=None):
+        if mode not in MODES:
+            raise ValueError(
+                f"`mode` must be one of {MODES}. Received: mode={mode!r}"
+            )
+        self.mode = mode
+        self.tasks = list(tasks)
+        self.nff = nff
+        self.compute_mode = compute_mode
+        self.layers = dict(reuse or {})
+        self.owners = {}  # layer name -> the task owning its variables.
+
+    def _get(self, name, make):
+        if name not in self.layers:
+            self.layers[name] = make()
+        return self.layers[name]
+
+    def task_name(self, base, task):
+        """Per-task layer name; `task=None` names a layer shared by all."""
+        return base if task is None else f"{base}_{task}"
+
+    def backbone_task(self, task):
+        """The owner of backbone BN/shortcut layers: none in plain mode."""
+        return None if self.mode == "plain" else task
+
+    def shared_conv(self, name, filters, kernel_size, strides=1,
+                    dilation_rate=1, padding="same"):
+        """The reparameterized conv: one layer for all tasks."""
+        if self.mode == "plain":
+            return self._get(name, lambda: keras.layers.Conv2D(
+                filters, kernel_size, strides=strides, padding=padding,
+                dilation_rate=dilation_rate, use_bias=False,
+                kernel_initializer="he_normal", name=name))
+        layer = self._get(name, lambda: ReparamConv2D(
+            filters, kernel_size, strides=strides, padding=padding,
+            dilation_rate=dilation_rate, tasks=self.tasks, nff=self.nff,
+            compute_mode=self.compute_mode, name=name))
+        for task in self.tasks:
+            if task not in layer.tasks:
+                layer.add_task(task)
+        return layer
+
+    def task_conv(self, base, task, filters, kernel_size, strides=1,
+                  dilation_rate=1, use_bias=False):
+        """An ordinary conv owned by one task (shortcut convs, heads)."""
+        name = self.task_name(base, task)
+        self.owners[name] = task
+        return self._get(name, lambda: keras.layers.Conv2D(
+            filters, kernel_size, strides=strides, padding="same",
+            dilation_rate=dilation_rate, use_bias=use_bias,
+            kernel_initializer="he_normal", name=name))
+
+    def task_bn(self, base, task):
+        name = self.task_name(base, task)
+        self.owners[name] = task
+        return self._get(name, lambda: keras.layers.BatchNormalization(
+            momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name))
+
+    def shared(self, name, make):
+        """A stateless layer (padding, pooling, activation) for all tasks."""
+        return self._get(name, make)

@@ -1,0 +1,222 @@
+"""The multi-task model: a shared reparameterized ResNet and a head per task."""
+
+import keras
+from keras import ops
+
+from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
+from rmtl_tf.models.deeplab_head import deeplab_head
+from rmtl_tf.models.layer_factory import LayerFactory
+from rmtl_tf.models.resnet_backbone import resnet_features, resnet_spec
+from rmtl_tf.tasks import registry
+
+# ImageNet statistics of RGB pixels in [0, 255]; the model normalizes inside.
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+def _image_size(image_size):
+    if image_size is None:
+        return (None, None)
+    image_size = tuple(image_size)
+    if len(image_size) != 2 or not all(
+            s is None or (isinstance(s, int) and s >= 32)
+            for s in image_size):
+        raise ValueError(
+            "`image_size` must be (height, width) with sizes >= 32 or None. "
+            f"Received: image_size={image_size}"
+        )
+    return image_size
+
+
+@keras.saving.register_keras_serializable(package="rmtl_tf")
+class MultiTaskModel(keras.Model):
+    """ResNet + DeepLabv3+ with reparameterized convolutions, one head a task.
+
+    Inputs are RGB images, float32 pixels in [0, 255] (normalized with the
+    ImageNet mean and std inside the model); outputs are a dict keyed by task
+    of raw predictions at image resolution (class logits for semseg and
+    human parts, logits for edge and saliency, unit vectors for normals,
+    metres for depth).
+
+    Args:
+        tasks: task names (see `rmtl_tf.tasks.registry.TASKS`).
+        backbone: "resnet18", "resnet34" or "resnet_tiny".
+        num_classes: dict task -> classes for tasks whose classes come from
+            the dataset (e.g. `{"semseg": 41}`).
+        width_multiplier: scales the backbone's channel widths.
+        head_channels: ASPP/decoder width (256 in the paper).
+        low_level_channels: width of the reduced layer1 features (48).
+        aspp_rates: atrous rates of ASPP (6, 12, 18 at output stride 16).
+        nff: weight-normalized modulators (normalized feature fusion).
+        compute_mode: `ReparamConv2D` compute mode, "fused" or "factorized".
+        image_size: (height, width) of the input, or None for any size.
+        reuse_layers: dict name -> layer to reuse (used by `add_task`).
+    """
+
+    def __init__(self, tasks, backbone="resnet18", num_classes=None,
+                 width_multiplier=1.0, head_channels=256,
+                 low_level_channels=48, aspp_rates=(6, 12, 18), nff=True,
+                 compute_mode="fused", image_size=None, reuse_layers=None,
+                 **kwargs):
+        tasks = registry.parse_tasks(tasks)
+        if not tasks:
+            raise ValueError("A model needs at least one task. "
+                             f"Received: tasks={tasks}")
+        resnet_spec(backbone, width_multiplier)  # Validates both.
+        num_classes = dict(num_classes or {})
+        channels = {t: registry.output_channels(t, num_classes)
+                    for t in tasks}
+        height, width = _image_size(image_size)
+        factory = LayerFactory("reparam", tasks, nff=nff,
+                               compute_mode=compute_mode, reuse=reuse_layers)
+
+        image = keras.Input((height, width, 3), name="image")
+        normalized = factory.shared("normalize", lambda: keras.layers.
+                                    Normalization(
+                                        mean=IMAGENET_MEAN,
+                                        variance=[s**2 for s in IMAGENET_STD],
+                                        name="normalize"))(image)
+        outputs = {}
+        for task in tasks:
+            features = resnet_features(factory, normalized, task, backbone,
+                                       width_multiplier)
+            out = deeplab_head(factory, features, image, task,
+                               channels[task], head_channels,
+                               low_level_channels, tuple(aspp_rates))
+            if task == "normals":
+                name = "normals_l2_normalize"
+                out = factory.shared(name, lambda: keras.layers.
+                                     UnitNormalization(name=name))(out)
+            outputs[task] = out
+        kwargs.setdefault("name", "rmtl")
+        super().__init__(inputs=image, outputs=outputs, **kwargs)
+
+        self.tasks = tasks
+        self.layer_owners = dict(factory.owners)
+        self.backbone = backbone
+        self.num_classes = num_classes
+        self.width_multiplier = width_multiplier
+        self.head_channels = head_channels
+        self.low_level_channels = low_level_channels
+        self.aspp_rates = tuple(aspp_rates)
+        self.nff = nff
+        self.compute_mode = compute_mode
+        self.image_size = (height, width)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "tasks": list(self.tasks),
+            "backbone": self.backbone,
+            "num_classes": dict(self.num_classes),
+            "width_multiplier": self.width_multiplier,
+            "head_channels": self.head_channels,
+            "low_level_channels": self.low_level_channels,
+            "aspp_rates": list(self.aspp_rates),
+            "nff": self.nff,
+            "compute_mode": self.compute_mode,
+            "image_size": list(self.image_size),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # -- task-level views ----------------------------------------------------
+
+    def reparam_layers(self):
+        return [l for l in self.layers if isinstance(l, ReparamConv2D)]
+
+    def bank_variables(self):
+        """The shared, frozen filter banks."""
+        return [l.bank for l in self.reparam_layers()]
+
+    def task_variables(self, task):
+        """Every variable owned by `task`: modulators, BN, shortcuts, head."""
+        self._check_task(task)
+        variables = []
+        for layer in self.layers:
+            if isinstance(layer, ReparamConv2D):
+                variables.extend(layer.task_variables(task))
+            elif self.layer_owners.get(layer.name) == task:
+                variables.extend(layer.weights)
+        return variables
+
+    def _check_task(self, task):
+        if task not in self.tasks:
+            raise ValueError(f"Unknown task {task!r}. This model's tasks "
+                             f"are {self.tasks}.")
+
+    def set_trainable_tasks(self, tasks):
+        """Makes exactly `tasks`' variables trainable; the bank never is.
+
+        BatchNorm layers of the other tasks are frozen too, so they run in
+        inference mode and keep their statistics.
+        """
+        tasks = list(tasks)
+        for task in tasks:
+            self._check_task(task)
+        for layer in self.reparam_layers():
+            layer.bank.trainable = False
+            for task in layer.tasks:
+                for variable in layer.task_variables(task):
+                    variable.trainable = task in tasks
+        for layer in self.layers:
+            if isinstance(layer, ReparamConv2D) or not layer.weights:
+                continue
+            layer.trainable = self.layer_owners.get(layer.name) in tasks
+
+    def task_model(self, tasks):
+        """A model of the same layers with only `tasks`' outputs."""
+        tasks = list(tasks)
+        for task in tasks:
+            self._check_task(task)
+        return keras.Model(self.inputs, {t: self.output[t] for t in tasks},
+                           name=f"{self.name}_{'_'.join(tasks)}")
+
+
+def build_model(backbone, tasks, **kwargs):
+    """Builds a `MultiTaskModel`; see its docstring for the arguments."""
+    return MultiTaskModel(tasks=tasks, backbone=backbone, **kwargs)
+
+
+def add_task(model, task, num_classes=None, pretrained=None):
+    """Returns a model with `task` added, sharing every layer of `model`.
+
+    The old tasks' layers and variables are the very same objects, so their
+    outputs are unchanged; the new task gets identity modulators, its own
+    BatchNorm, shortcut convs and head. `pretrained` (a bank weights dict,
+    see `rmtl_tf.models.bank`) initializes the new task's BatchNorm and
+    shortcut convs from the pretrained network.
+    """
+    if not isinstance(model, MultiTaskModel):
+        raise TypeError("`model` must be a MultiTaskModel. "
+                        f"Received: {type(model).__name__}")
+    tasks = [task] if isinstance(task, str) else list(task)
+    for t in tasks:
+        if t in model.tasks:
+            raise ValueError(f"Task {t!r} already exists; the model's tasks "
+                             f"are {model.tasks}.")
+    config = model.get_config()
+    config["tasks"] = list(model.tasks) + tasks
+    config["num_classes"] = {**config["num_classes"], **(num_classes or {})}
+    new_model = MultiTaskModel(
+        reuse_layers={l.name: l for l in model.layers}, **config)
+    if pretrained is not None:
+        from rmtl_tf.models import bank  # pylint: disable=import-outside-toplevel
+        bank.init_task_layers(new_model, pretrained, tasks)
+    return new_model
+
+
+def predictions(task, output):
+    """Turns a raw model output into the served prediction of `task`."""
+    activation = registry.get_task(task).activation
+    if activation == "softmax":
+        return ops.softmax(output, axis=-1)
+    if activation == "sigmoid":
+        return ops.sigmoid(output)
+    if activation == "l2_normalize":
+        return output / ops.maximum(
+            ops.sqrt(ops.sum(ops.square(output), axis=-1, keepdims=True)),
+            1e-12)
+    return output

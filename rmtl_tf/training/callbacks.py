@@ -1,0 +1,57 @@
+"""Training callbacks: atomic checkpoints and TensorBoard image summaries."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rmtl_tf.models.multitask_model import predictions
+from rmtl_tf.training import checkpoint
+from rmtl_tf.visualization.colorize import colorize
+
+
+class CheckpointCallback(keras.callbacks.Callback):
+    """Writes an atomic checkpoint of `model` and `optimizer` every epoch."""
+
+    def __init__(self, directory, model, optimizer, steps_per_epoch):
+        super().__init__()
+        self.directory = directory
+        self.full_model = model
+        self.optimizer = optimizer
+        self.steps_per_epoch = steps_per_epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs and not np.isfinite(logs.get("loss", 0.0)):
+            raise FloatingPointError(
+                f"Loss is {logs['loss']} at step "
+                f"{(epoch + 1) * self.steps_per_epoch}; the last good "
+                f"checkpoint in {self.directory!r} is kept.")
+        checkpoint.save(self.directory, self.full_model, self.optimizer,
+                        (epoch + 1) * self.steps_per_epoch)
+
+
+class ImageSummary(keras.callbacks.Callback):
+    """Writes input, ground truth and prediction images to TensorBoard."""
+
+    def __init__(self, log_dir, task_model, dataset, task, max_images=3):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(f"{log_dir}/images")
+        self.task_model = task_model
+        self.task = task
+        images, labels = next(iter(dataset))
+        self.images = images[:max_images]
+        self.labels = labels[task][:max_images].numpy()
+
+    def on_epoch_end(self, epoch, logs=None):
+        output = self.task_model(self.images, training=False)[self.task]
+        pred = keras.ops.convert_to_numpy(predictions(self.task, output))
+        step = (epoch + 1) * (self.params or {}).get("steps", 1)
+        with self.writer.as_default():
+            tf.summary.image("input", tf.cast(self.images, tf.uint8), step,
+                             max_outputs=len(self.images))
+            tf.summary.image(f"{self.task}/ground_truth",
+                             colorize(self.task, self.labels), step,
+                             max_outputs=len(self.images))
+            tf.summary.image(f"{self.task}/prediction",
+                             colorize(self.task, pred), step,
+                             max_outputs=len(self.images))
+        self.writer.flush()

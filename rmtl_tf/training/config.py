@@ -1,0 +1,85 @@
+"""The validated configuration of a training run."""
+
+import dataclasses
+from typing import Optional, Tuple
+
+from rmtl_tf.models.resnet_backbone import RESNET_SPECS
+from rmtl_tf.tasks import registry
+
+DATASETS = ("synthetic", "nyud", "pascal_context")
+# Fields that define the architecture: a model directory is only resumed or
+# extended by a run that agrees on all of them.
+ARCHITECTURE_FIELDS = ("backbone", "width_multiplier", "head_channels",
+                       "low_level_channels", "nff")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Everything `train.py` needs; built from flags, validated on creation.
+
+    `train_steps` is per task: tasks are trained one after another, each on
+    the frozen bank with only its own variables trainable.
+    """
+
+    model_dir: str
+    tasks: Tuple[str, ...]
+    dataset: str = "synthetic"
+    data_dir: Optional[str] = None
+    backbone: str = "resnet18"
+    width_multiplier: float = 1.0
+    head_channels: int = 256
+    low_level_channels: int = 48
+    nff: bool = True
+    image_size: Tuple[int, int] = (256, 320)
+    batch_size: int = 8
+    train_steps: int = 1000
+    checkpoint_every: int = 100
+    learning_rate: float = 0.005
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    poly_power: float = 0.9
+    bank: str = "pretrain"
+    pretrain_steps: int = 300
+    pretrain_learning_rate: float = 0.002
+    train_examples: int = 512
+    eval_examples: int = 64
+    seed: int = 0
+    jit_compile: bool = True
+
+    def __post_init__(self):
+        self.tasks = tuple(registry.parse_tasks(self.tasks))
+        if not self.tasks:
+            raise ValueError("--tasks must name at least one task. "
+                             f"Received: tasks={self.tasks}")
+        if self.dataset not in DATASETS:
+            raise ValueError(f"Unknown dataset {self.dataset!r}. Expected one"
+                             f" of {DATASETS}.")
+        if self.backbone not in RESNET_SPECS:
+            raise ValueError(f"Unknown backbone {self.backbone!r}. Expected "
+                             f"one of {sorted(RESNET_SPECS)}.")
+        self.image_size = tuple(int(s) for s in self.image_size)
+        if len(self.image_size) != 2 or min(self.image_size) < 32:
+            raise ValueError("--image_size must be H,W with both >= 32. "
+                             f"Received: image_size={self.image_size}")
+        for name in ("batch_size", "train_steps", "checkpoint_every",
+                     "head_channels", "low_level_channels", "train_examples",
+                     "eval_examples"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"--{name} must be > 0. "
+                                 f"Received: {name}={getattr(self, name)}")
+        for name in ("learning_rate", "width_multiplier",
+                     "pretrain_learning_rate"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"--{name} must be > 0. "
+                                 f"Received: {name}={getattr(self, name)}")
+        if self.pretrain_steps < 0 or self.weight_decay < 0:
+            raise ValueError(
+                "--pretrain_steps and --weight_decay must be >= 0. Received: "
+                f"pretrain_steps={self.pretrain_steps}, "
+                f"weight_decay={self.weight_decay}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"--momentum must be in [0, 1). "
+                             f"Received: momentum={self.momentum}")
+
+    def architecture(self):
+        return {f: getattr(self, f) for f in ARCHITECTURE_FIELDS}

@@ -1,0 +1,193 @@
+"""Incremental multi-task training: one task at a time on a frozen bank.
+
+`train(config)` is what `train.py` runs. The model directory holds:
+
+- `model.keras`: the model after the last completed task;
+- `bank.npz`: the pretrained weights (bank, and the BatchNorm/shortcut
+  weights every new task starts from);
+- `checkpoints/<task>/`: atomic checkpoints of the task being trained, so a
+  killed run resumes where it stopped;
+- `logs/<task>/`: TensorBoard scalars and images;
+- `summary.json`: what was trained, with which settings, and the metrics.
+"""
+
+import math
+import os
+import shutil
+import sys
+import time
+
+import keras
+
+from rmtl_tf.data import datasets
+from rmtl_tf.evaluation import evaluate_lib
+from rmtl_tf.models import bank as bank_lib
+from rmtl_tf.models.multitask_model import MultiTaskModel, add_task
+from rmtl_tf.tasks import registry
+from rmtl_tf.training import checkpoint, pretrain_lib
+from rmtl_tf.training.callbacks import CheckpointCallback, ImageSummary
+
+MODEL_FILE = "model.keras"
+BANK_FILE = "bank.npz"
+SUMMARY_FILE = "summary.json"
+
+
+def load_model(model_dir):
+    """Loads `model_dir/model.keras`, with a clear error when missing."""
+    path = os.path.join(model_dir, MODEL_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"No trained model in model_dir={model_dir!r} (expected "
+            f"{path!r}). Train one first with train.py --model_dir=...")
+    return keras.models.load_model(path)
+
+
+def check_architecture(model, config):
+    """Raises with a diff when `model` was built with other settings."""
+    found = model.get_config()
+    diff = {k: (found[k], v) for k, v in config.architecture().items()
+            if found[k] != v}
+    if diff:
+        lines = ", ".join(f"{k}: model has {a!r}, flags say {b!r}"
+                          for k, (a, b) in sorted(diff.items()))
+        raise ValueError(
+            f"The model in {config.model_dir!r} has another architecture "
+            f"than the flags ({lines}). Use the flags it was trained with or "
+            "a new --model_dir.")
+
+
+def _bank_weights(config, log):
+    path = os.path.join(config.model_dir, BANK_FILE)
+    if os.path.isfile(path):
+        return bank_lib.load_npz(path)
+    if config.bank == "random":
+        return None
+    if config.bank == "pretrain":
+        weights = pretrain_lib.pretrain(config, log=log)
+    else:
+        weights = bank_lib.load_bank_weights(config.bank)
+    bank_lib.save_bank(path, weights)
+    return weights
+
+
+def _optimizer(config, total_steps):
+    schedule = keras.optimizers.schedules.PolynomialDecay(
+        config.learning_rate, decay_steps=total_steps,
+        end_learning_rate=0.0, power=config.poly_power)
+    return keras.optimizers.SGD(schedule, momentum=config.momentum,
+                                weight_decay=config.weight_decay or None)
+
+
+def train_task(model, task, config, log=print):
+    """Trains `task`'s own variables for `config.train_steps` steps.
+
+    Resumes from `checkpoints/<task>/` when a previous run was stopped.
+    """
+    model.set_trainable_tasks([task])
+    task_model = model.task_model([task])
+    spec = registry.get_task(task)
+    epochs = math.ceil(config.train_steps / config.checkpoint_every)
+    steps_per_epoch = math.ceil(config.train_steps / epochs)
+    optimizer = _optimizer(config, epochs * steps_per_epoch)
+    task_model.compile(optimizer=optimizer, loss={task: spec.loss},
+                       loss_weights={task: spec.loss_weight},
+                       jit_compile=config.jit_compile)
+    optimizer.build(task_model.trainable_variables)
+    ckpt_dir = os.path.join(config.model_dir, "checkpoints", task)
+    start = checkpoint.restore(ckpt_dir, model, optimizer)
+    if start:
+        log(f"Resuming task {task!r} from step {start}.")
+    train_ds = datasets.load_split(
+        config.dataset, "train", [task], config.image_size,
+        config.batch_size, config.train_examples, seed=config.seed,
+        data_dir=config.data_dir, training=True)
+    val_ds = datasets.load_split(
+        config.dataset, "validation", [task], config.image_size,
+        config.batch_size, config.batch_size, seed=config.seed,
+        data_dir=config.data_dir)
+    log_dir = os.path.join(config.model_dir, "logs", task)
+    callbacks = [
+        CheckpointCallback(ckpt_dir, model, optimizer, steps_per_epoch),
+        keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False),
+        ImageSummary(log_dir, task_model, val_ds, task),
+    ]
+    started = time.time()
+    history = task_model.fit(
+        train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
+        initial_epoch=start // steps_per_epoch, callbacks=callbacks,
+        verbose=1 if sys.stdout.isatty() else 2)
+    seconds = time.time() - started
+    trained = (epochs - start // steps_per_epoch) * steps_per_epoch
+    losses = history.history.get("loss", [])
+    return {
+        "steps": epochs * steps_per_epoch,
+        "seconds": round(seconds, 2),
+        "images_per_second": round(
+            trained * config.batch_size / max(seconds, 1e-9), 2),
+        "final_loss": float(losses[-1]) if losses else None,
+        "trainable_parameters": int(sum(
+            math.prod(v.shape) for v in task_model.trainable_variables)),
+    }
+
+
+def train(config, log=print):
+    """Trains every task of `config.tasks` the model does not have yet."""
+    datasets.check_available(config.dataset, config.data_dir)
+    info = datasets.dataset_info(config.dataset)
+    model_path = os.path.join(config.model_dir, MODEL_FILE)
+    model = None
+    if os.path.isfile(model_path):
+        model = load_model(config.model_dir)
+        check_architecture(model, config)
+        log(f"Loaded {model_path} with tasks {model.tasks}.")
+    os.makedirs(config.model_dir, exist_ok=True)
+    summary = checkpoint.read_json(
+        os.path.join(config.model_dir, SUMMARY_FILE)) or {"tasks": {}}
+    new_tasks = [t for t in config.tasks if model is None
+                 or t not in model.tasks]
+    for task in config.tasks:
+        if task not in new_tasks:
+            log(f"Task {task!r} is already trained: its variables stay "
+                "frozen.")
+    weights = _bank_weights(config, log) if new_tasks else None
+    for task in new_tasks:
+        if model is None:
+            model = MultiTaskModel(
+                tasks=[task], num_classes=info["num_classes"],
+                image_size=config.image_size, **config.architecture())
+            if weights is not None:
+                bank_lib.load_bank_into(model, weights)
+        else:
+            model = add_task(model, task, num_classes=info["num_classes"],
+                             pretrained=weights)
+        log(f"Training task {task!r} ({config.train_steps} steps, batch "
+            f"{config.batch_size}, {config.image_size[0]}x"
+            f"{config.image_size[1]}); frozen: the bank and "
+            f"{[t for t in model.tasks if t != task]}.")
+        stats = train_task(model, task, config, log=log)
+        checkpoint.atomic_save_model(model, model_path)
+        shutil.rmtree(os.path.join(config.model_dir, "checkpoints", task),
+                      ignore_errors=True)
+        summary["tasks"][task] = {**stats, "config": _jsonable(config)}
+        checkpoint.atomic_write_json(
+            os.path.join(config.model_dir, SUMMARY_FILE), summary)
+        log(f"Task {task!r} done in {stats['seconds']:.0f} s "
+            f"({stats['images_per_second']:.1f} images/s); saved "
+            f"{model_path}.")
+    if model is None:
+        raise FileNotFoundError(f"No model in {config.model_dir!r}.")
+    results = evaluate_lib.evaluate_with_baselines(
+        model, config.dataset, config.image_size, config.eval_examples,
+        config.batch_size, seed=config.seed, data_dir=config.data_dir,
+        num_classes=info["num_classes"])
+    summary["evaluation"] = results
+    checkpoint.atomic_write_json(
+        os.path.join(config.model_dir, SUMMARY_FILE), summary)
+    log(evaluate_lib.format_table(results))
+    return summary
+
+
+def _jsonable(config):
+    import dataclasses  # pylint: disable=import-outside-toplevel
+    return {k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(config).items()}

@@ -1,0 +1,29 @@
+"""Trains tasks one after another on a frozen, shared filter bank.
+
+Usage:
+  python train.py --flagfile=configs/demo.cfg --model_dir=/tmp/rmtl_demo
+  # Months later: add a task; the old tasks' outputs stay bit-identical.
+  python train.py --flagfile=configs/demo.cfg --model_dir=/tmp/rmtl_demo \
+      --tasks=normals
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # pylint: disable=wrong-import-position
+
+from rmtl_tf.cli import train_flags  # pylint: disable=wrong-import-position
+from rmtl_tf.cli.errors import run_cli  # pylint: disable=wrong-import-position
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise ValueError(f"Unexpected arguments: {argv[1:]}")
+    config = train_flags.config_from_flags()
+    from rmtl_tf.training import train_lib  # pylint: disable=import-outside-toplevel
+    train_lib.train(config)
+
+
+if __name__ == "__main__":
+    app.run(lambda argv: run_cli(main, argv))
