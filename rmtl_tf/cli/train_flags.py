@@ -46,6 +46,9 @@ _EVAL_EXAMPLES = flags.DEFINE_integer("eval_examples", 64,
                                       "Validation scenes for the report.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of data and initialization.")
 _JIT = flags.DEFINE_bool("jit_compile", True, "Compile train steps with XLA.")
+_EXPORT_DIR = flags.DEFINE_string(
+    "export_dir", None, "If set, export the trained model there at the end "
+    "(SavedModel + TFLite, next free version), as export.py does.")
 
 flags.mark_flags_as_required(["model_dir", "tasks"])
 
@@ -70,4 +73,4 @@ def config_from_flags():
         pretrain_learning_rate=_PRETRAIN_LR.value,
         train_examples=_TRAIN_EXAMPLES.value,
         eval_examples=_EVAL_EXAMPLES.value, seed=_SEED.value,
-        jit_compile=_JIT.value)
+        jit_compile=_JIT.value, export_dir=_EXPORT_DIR.value)

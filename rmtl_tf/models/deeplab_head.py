@@ -41,7 +41,7 @@ def deeplab_head(factory, features, image, task, channels, head_channels=256,
                            head_channels, 1)
     up_name = factory.task_name(f"{prefix}_pool_upsample", task)
     pooled = factory.shared(up_name, lambda: ResizeLike(
-        "nearest", name=up_name))([pooled, high])
+        name=up_name))([pooled, high])
     branches.append(pooled)
     cat_name = factory.task_name(f"{prefix}_concat", task)
     x = factory.shared(cat_name, lambda: keras.layers.Concatenate(

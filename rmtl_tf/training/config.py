@@ -45,6 +45,7 @@ class TrainConfig:
     eval_examples: int = 64
     seed: int = 0
     jit_compile: bool = True
+    export_dir: Optional[str] = None
 
     def __post_init__(self):
         self.tasks = tuple(registry.parse_tasks(self.tasks))

@@ -18,6 +18,7 @@ import sys
 import time
 
 import keras
+import numpy as np
 
 from rmtl_tf.data import datasets
 from rmtl_tf.evaluation import evaluate_lib
@@ -150,7 +151,10 @@ def train(config, log=print):
             log(f"Task {task!r} is already trained: its variables stay "
                 "frozen.")
     weights = _bank_weights(config, log) if new_tasks else None
+    probe = None
     for task in new_tasks:
+        if model is not None:
+            probe = _probe_outputs(model, config)
         if model is None:
             model = MultiTaskModel(
                 tasks=[task], num_classes=info["num_classes"],
@@ -165,6 +169,8 @@ def train(config, log=print):
             f"{config.image_size[1]}); frozen: the bank and "
             f"{[t for t in model.tasks if t != task]}.")
         stats = train_task(model, task, config, log=log)
+        if probe is not None:
+            stats["old_tasks_bit_identical"] = _check_probe(model, probe, log)
         checkpoint.atomic_save_model(model, model_path)
         shutil.rmtree(os.path.join(config.model_dir, "checkpoints", task),
                       ignore_errors=True)
@@ -184,7 +190,37 @@ def train(config, log=print):
     checkpoint.atomic_write_json(
         os.path.join(config.model_dir, SUMMARY_FILE), summary)
     log(evaluate_lib.format_table(results))
+    if config.export_dir:
+        from rmtl_tf.export import export_lib  # pylint: disable=import-outside-toplevel
+        exported = export_lib.export(model, config.export_dir)
+        summary["export"] = exported
+        checkpoint.atomic_write_json(
+            os.path.join(config.model_dir, SUMMARY_FILE), summary)
+        log(f"Exported SavedModel {exported['saved_model']} and TFLite "
+            f"{exported['tflite']}; signatures: "
+            f"{', '.join(exported['signatures'])}.")
     return summary
+
+
+def _probe_outputs(model, config):
+    """The old tasks' outputs on fixed images, to verify they never change."""
+    images = next(iter(datasets.load_split(
+        config.dataset, "validation", [], config.image_size, 2, 2,
+        seed=config.seed, data_dir=config.data_dir)))[0]
+    out = model.predict(images, verbose=0)
+    return images, {t: out[t] for t in model.tasks}
+
+
+def _check_probe(model, probe, log):
+    images, before = probe
+    after = model.predict(images, verbose=0)
+    same = all(np.array_equal(before[t], after[t]) for t in before)
+    log(f"Old tasks {sorted(before)}: outputs "
+        f"{'bit-identical' if same else 'CHANGED'} after training the new "
+        "task.")
+    if not same:
+        raise AssertionError("An old task's outputs changed; this is a bug.")
+    return same
 
 
 def _jsonable(config):

@@ -1,0 +1,220 @@
+"""Speed, size and memory of rmtl_tf on this machine; prints JSON.
+
+Compares variants in one run, as ratios, since shared machines are noisy.
+Each measurement runs in its own subprocess so peak memory (ru_maxrss) is
+that measurement's own.
+
+  python benchmarks/bench_speed.py                  # everything (~15 min)
+  python benchmarks/bench_speed.py --parts=train    # one part
+  python benchmarks/bench_speed.py --quick          # tiny shapes, smoke test
+
+Parts:
+  train   training images/s, ResNet-18 DeepLabv3+ RCM (NFF), 1 task
+          (semseg, 41 classes), batch 8, 256x320: XLA on/off, fused vs
+          factorized ReparamConv2D; peak memory.
+  infer   per-task latency at batch 1, 425x560: Keras (tf.function),
+          SavedModel signature, TFLite signature (XNNPACK, 2 threads).
+  sizes   export sizes (SavedModel variables, TFLite) for 1..3 tasks against
+          the bank's size.
+Reference (authors' PyTorch code on this kind of machine, shared/
+paper_results.md): 4.0 images/s training, 195-200 ms per image inference.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+AUTHORS = {"train_images_per_s": 4.0, "infer_ms_per_image": 197.5}
+TASKS3 = ("semseg", "depth", "normals")
+
+
+def _peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _model(tasks, image_size, quick, compute_mode="fused"):
+    from rmtl_tf import build_model  # pylint: disable=import-outside-toplevel
+    if quick:
+        return build_model("resnet_tiny", tasks, num_classes={"semseg": 41},
+                           head_channels=16, low_level_channels=8,
+                           image_size=image_size, compute_mode=compute_mode)
+    return build_model("resnet18", tasks, num_classes={"semseg": 41},
+                       image_size=image_size, compute_mode=compute_mode)
+
+
+def bench_train(jit, compute_mode, quick):
+    import keras  # pylint: disable=import-outside-toplevel
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from rmtl_tf.tasks import registry  # pylint: disable=import-outside-toplevel
+    batch, size = (2, (64, 64)) if quick else (8, (256, 320))
+    model = _model(["semseg"], size, quick, compute_mode)
+    model.set_trainable_tasks(["semseg"])
+    task_model = model.task_model(["semseg"])
+    spec = registry.get_task("semseg")
+    task_model.compile(optimizer=keras.optimizers.SGD(0.005, momentum=0.9,
+                                                      weight_decay=1e-4),
+                       loss={"semseg": spec.loss}, jit_compile=jit)
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0, 255, (batch, *size, 3)).astype(np.float32)
+    labels = rng.integers(0, 41, (batch, *size)).astype(np.int32)
+    ds = tf.data.Dataset.from_tensors(
+        (images, {"semseg": labels})).repeat()
+    warmup, steps = (2, 3) if quick else (3, 10)
+    task_model.fit(ds, epochs=1, steps_per_epoch=warmup, verbose=0)
+    start = time.perf_counter()
+    task_model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0)
+    seconds = time.perf_counter() - start
+    return {"images_per_s": round(steps * batch / seconds, 3),
+            "ms_per_step": round(1000 * seconds / steps, 1),
+            "batch": batch, "image_size": list(size),
+            "peak_memory_mb": round(_peak_mb(), 1)}
+
+
+def _time(fn, repeats):
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    times.sort()
+    return round(1000 * times[len(times) // 2], 2)
+
+
+def bench_infer(quick):
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from rmtl_tf.export import export_lib, runners  # pylint: disable=import-outside-toplevel
+    size = (64, 64) if quick else (425, 560)
+    repeats = 3 if quick else 10
+    model = _model(list(TASKS3[:2]), size, quick)
+    image = np.random.default_rng(0).uniform(
+        0, 255, (1, *size, 3)).astype(np.float32)
+    result = {"image_size": list(size), "batch": 1, "ms_per_image": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        exported = export_lib.export(model, tmp)
+        saved = tf.saved_model.load(exported["saved_model"])
+        tfl = runners.TFLiteRunner(exported["tflite"], num_threads=2)
+        for task in model.tasks:
+            sub = model.task_model([task])
+            keras_fn = tf.function(lambda x, m=sub: m(x, training=False),
+                                   jit_compile=False)
+            sig = saved.signatures[task]
+            x = tf.constant(image)
+            result["ms_per_image"][task] = {
+                "keras_tf_function": _time(lambda: keras_fn(x), repeats),
+                "saved_model": _time(lambda: sig(image=x), repeats),
+                "tflite": _time(lambda: tfl(image, task), repeats),
+            }
+        result["ms_per_image"]["serving_default_all_tasks"] = {
+            "saved_model": _time(
+                lambda: saved.signatures["serving_default"](
+                    image=tf.constant(image)), repeats),
+            "tflite": _time(lambda: tfl(image, "serving_default"), repeats),
+        }
+    result["peak_memory_mb"] = round(_peak_mb(), 1)
+    return result
+
+
+def bench_sizes(quick):
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    from rmtl_tf import add_task  # pylint: disable=import-outside-toplevel
+    from rmtl_tf.export import export_lib  # pylint: disable=import-outside-toplevel
+    size = (64, 64)
+    rng = np.random.default_rng(0)
+    model = _model([TASKS3[0]], size, quick)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for t in range(1, len(TASKS3) + 1):
+            if t > 1:
+                model = add_task(model, TASKS3[t - 1])
+            # Distinct non-identity modulators so no buffers are merged.
+            for layer in model.reparam_layers():
+                for v in layer.task_variables(TASKS3[t - 1]):
+                    v.assign(rng.normal(size=v.shape).astype("float32"))
+            out = export_lib.export(model, tmp, model_name=f"t{t}")
+            variables = os.path.join(out["saved_model"], "variables")
+            rows.append({
+                "tasks": t,
+                "saved_model_variables_mb": round(sum(
+                    os.path.getsize(os.path.join(variables, f))
+                    for f in os.listdir(variables)) / 2**20, 2),
+                "tflite_mb": round(os.path.getsize(out["tflite"]) / 2**20,
+                                   2),
+            })
+    bank = sum(int(np.prod(v.shape)) for v in model.bank_variables())
+    per_task = {t: sum(int(np.prod(v.shape)) for v in model.task_variables(t))
+                for t in model.tasks}
+    return {"bank_mb": round(4 * bank / 2**20, 2),
+            "per_task_mb": {t: round(4 * n / 2**20, 2)
+                            for t, n in per_task.items()},
+            "exports": rows}
+
+
+PARTS = {
+    "train": [("train_xla_fused", ["train", "1", "fused"]),
+              ("train_noxla_fused", ["train", "0", "fused"]),
+              ("train_xla_factorized", ["train", "1", "factorized"])],
+    "infer": [("infer", ["infer"])],
+    "sizes": [("sizes", ["sizes"])],
+}
+
+
+def _child(args, quick):
+    kind = args[0]
+    if kind == "train":
+        return bench_train(args[1] == "1", args[2], quick)
+    if kind == "infer":
+        return bench_infer(quick)
+    return bench_sizes(quick)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--parts", default="train,infer,sizes")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(_child(args.child, args.quick)))
+        return
+    report = {"cpu_count": os.cpu_count(), "quick": args.quick,
+              "authors_pytorch": AUTHORS}
+    for part in args.parts.split(","):
+        for name, child in PARTS[part]:
+            cmd = [sys.executable, __file__, "--child", *child]
+            if args.quick:
+                cmd.append("--quick")
+            proc = subprocess.run(cmd, capture_output=True, text=True,
+                                  check=False)
+            if proc.returncode:
+                report[name] = {"error": proc.stderr[-2000:]}
+                continue
+            report[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+            print(f"{name}: {report[name]}", file=sys.stderr)
+    if "train_xla_fused" in report and "images_per_s" in report.get(
+            "train_noxla_fused", {}):
+        fused = report["train_xla_fused"]["images_per_s"]
+        report["ratios"] = {
+            "xla_vs_noxla": round(
+                fused / report["train_noxla_fused"]["images_per_s"], 3),
+            "fused_vs_factorized": round(
+                fused / report["train_xla_factorized"]["images_per_s"], 3),
+            "train_vs_authors": round(
+                fused / AUTHORS["train_images_per_s"], 3),
+        }
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""The embedded synthetic multi-task dataset as a `tf.data.Dataset`.
+
+Scenes come from `synthetic_scenes.make_scene`, deterministic by seed; each
+split draws from its own seed range, so no scene is in two splits.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from rmtl_tf.data import synthetic_scenes
+
+SPLIT_SEED_OFFSETS = {"train": 0, "validation": 1_000_000,
+                      "test": 2_000_000, "pretrain": 3_000_000}
+TASKS = ("semseg", "depth", "normals", "edge", "saliency")
+
+
+def dataset_info():
+    return {"num_classes": {"semseg": synthetic_scenes.NUM_CLASSES},
+            "class_names": synthetic_scenes.CLASS_NAMES}
+
+
+def scene_seeds(split, num_examples, seed=0):
+    """The scene seeds of `split` (disjoint across splits)."""
+    if split not in SPLIT_SEED_OFFSETS:
+        raise ValueError(f"Unknown split {split!r}. Expected one of "
+                         f"{sorted(SPLIT_SEED_OFFSETS)}.")
+    if num_examples <= 0:
+        raise ValueError("num_examples must be > 0. "
+                         f"Received: num_examples={num_examples}")
+    start = SPLIT_SEED_OFFSETS[split] + seed * 100_000
+    return range(start, start + num_examples)
+
+
+def synthetic_arrays(split, num_examples, image_size, seed=0):
+    """Numpy arrays of `num_examples` scenes of `split` at `image_size`."""
+    height, width = image_size
+    return synthetic_scenes.make_scenes(
+        scene_seeds(split, num_examples, seed), height, width)
+
+
+def synthetic_dataset(split, num_examples, image_size, batch_size, seed=0,
+                      shuffle=None, repeat=None, tasks=None):
+    """Batches `(image, {task: label})` of the synthetic scenes.
+
+    `image` is float32 (B, H, W, 3) RGB in [0, 255] (the model normalizes);
+    semseg labels are int32 (B, H, W), the other labels float32
+    (B, H, W, C). Training ("train"/"pretrain") shuffles and repeats by
+    default.
+    """
+    tasks = list(TASKS if tasks is None else tasks)
+    for task in tasks:
+        if task not in TASKS:
+            raise ValueError(f"The synthetic dataset has no labels for task "
+                             f"{task!r}. Available: {list(TASKS)}.")
+    training = split in ("train", "pretrain")
+    shuffle = training if shuffle is None else shuffle
+    repeat = training if repeat is None else repeat
+    arrays = synthetic_arrays(split, num_examples, image_size, seed)
+    features = {"image": arrays["image"].astype(np.float32)}
+    for task in tasks:
+        dtype = np.int32 if task == "semseg" else np.float32
+        features[task] = arrays[task].astype(dtype)
+    ds = tf.data.Dataset.from_tensor_slices(features)
+    if shuffle:
+        ds = ds.shuffle(num_examples, seed=seed,
+                        reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.batch(batch_size, drop_remainder=repeat)
+    ds = ds.map(lambda f: (f["image"], {t: f[t] for t in tasks}),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
