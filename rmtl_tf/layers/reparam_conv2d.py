@@ -33,6 +33,20 @@ def _normalize_tuple(value, name):
     return value
 
 
+def _normalize_padding(padding):
+    if isinstance(padding, str) and padding.lower() in ("same", "valid"):
+        return padding.lower()
+    if isinstance(padding, int) and not isinstance(padding, bool):
+        padding = (padding, padding)
+    if (isinstance(padding, (tuple, list)) and len(padding) == 2
+            and all(isinstance(p, int) and p >= 0 for p in padding)):
+        return tuple(padding)
+    raise ValueError(
+        "`padding` must be 'same', 'valid', a non-negative int or a pair of "
+        f"non-negative ints. Received: padding={padding!r}"
+    )
+
+
 @keras.saving.register_keras_serializable(package="rmtl_tf")
 class ReparamConv2D(keras.layers.Layer):
     """Reparameterized 2-D convolution: `y = Wt_task . (Ws * x)`.
@@ -51,7 +65,12 @@ class ReparamConv2D(keras.layers.Layer):
         filters: int, number of output channels (`c_out`).
         kernel_size: int or pair, size of the bank's kernel.
         strides: int or pair.
-        padding: `"same"` or `"valid"`.
+        padding: `"same"`, `"valid"`, or explicit symmetric zero padding:
+            an int or a pair `(pad_h, pad_w)` added on both sides, as
+            PyTorch's `Conv2d(padding=...)` (so imported weights compute the
+            same function). Explicit padding is part of the convolution op,
+            not a separate `Pad` op, so graph optimizers cannot merge it
+            across tasks.
         dilation_rate: int or pair.
         tasks: sequence of task names to create modulators for at build.
         nff: bool, use weight-normalized modulators.
@@ -101,12 +120,7 @@ class ReparamConv2D(keras.layers.Layer):
             raise ValueError(
                 f"`filters` must be a positive int. Received: filters={filters}"
             )
-        padding = str(padding).lower()
-        if padding not in ("same", "valid"):
-            raise ValueError(
-                "`padding` must be 'same' or 'valid'. "
-                f"Received: padding={padding!r}"
-            )
+        padding = _normalize_padding(padding)
         if compute_mode not in COMPUTE_MODES:
             raise ValueError(
                 f"`compute_mode` must be one of {COMPUTE_MODES}. "
@@ -268,11 +282,26 @@ class ReparamConv2D(keras.layers.Layer):
         return ops.tensordot(responses, modulator, axes=[[3], [0]])
 
     def _conv(self, inputs, kernel):
+        padding = self.padding
+        if isinstance(padding, tuple):
+            if keras.backend.backend() == "tensorflow":
+                # One Conv2D op with explicit padding: no separate Pad op
+                # that graph rewriting could share between tasks and fuse
+                # differently in one- and many-task graphs.
+                import tensorflow as tf  # pylint: disable=import-outside-toplevel
+                (ph, pw) = padding
+                return tf.nn.conv2d(
+                    inputs, kernel, strides=(1, *self.strides, 1),
+                    padding=[[0, 0], [ph, ph], [pw, pw], [0, 0]],
+                    dilations=(1, *self.dilation_rate, 1))
+            (ph, pw) = padding
+            inputs = ops.pad(inputs, [[0, 0], [ph, ph], [pw, pw], [0, 0]])
+            padding = "valid"
         return ops.conv(
             inputs,
             kernel,
             strides=self.strides,
-            padding=self.padding,
+            padding=padding,
             dilation_rate=self.dilation_rate,
             data_format="channels_last",
         )
@@ -283,10 +312,13 @@ class ReparamConv2D(keras.layers.Layer):
             if size is None:
                 spatial.append(None)
                 continue
-            if self.padding == "valid":
-                effective = (self.kernel_size[i] - 1) * self.dilation_rate[i] + 1
-                size = size - effective + 1
-            spatial.append(-(-size // self.strides[i]))
+            effective = (self.kernel_size[i] - 1) * self.dilation_rate[i] + 1
+            if self.padding == "same":
+                spatial.append(-(-size // self.strides[i]))
+                continue
+            if isinstance(self.padding, tuple):
+                size = size + 2 * self.padding[i]
+            spatial.append((size - effective) // self.strides[i] + 1)
         return (input_shape[0], *spatial, self.filters)
 
     # -- serialization ---------------------------------------------------------

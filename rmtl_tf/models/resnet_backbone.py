@@ -41,9 +41,17 @@ def _relu(factory, name):
 
 def _padded_conv(factory, x, task, name, filters, kernel_size, strides,
                  dilation_rate=1):
-    """A shared conv; strided ones pad like PyTorch (k // 2 each side)."""
+    """A shared conv; strided ones pad like PyTorch (k // 2 each side).
+
+    The reparameterized conv pads inside its own op (explicit padding); the
+    plain network pads with a `ZeroPadding2D` layer: the same function.
+    """
     if strides > 1:
         pad = kernel_size // 2
+        if factory.mode == "reparam":
+            conv = factory.shared_conv(name, filters, kernel_size, strides,
+                                       padding=pad)
+            return conv(x, task=task)
         x = factory.shared(
             f"{name}_pad",
             lambda: keras.layers.ZeroPadding2D(pad, name=f"{name}_pad"))(x)

@@ -56,6 +56,7 @@ def pretrain(config, log=print):
             metrics=[keras.metrics.BinaryAccuracy(threshold=0.0)],
             jit_compile=config.jit_compile)
         pretext.fit(ds, epochs=1, steps_per_epoch=config.pretrain_steps,
+                    shuffle=False,
                     verbose=1 if sys.stdout.isatty() else 2)
     weights = bank_lib.weights_from_plain(plain)
     log(f"Bank: {sum(int(np.prod(w.shape)) for k, w in weights.items() if k.endswith('/kernel'))} "
