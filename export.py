@@ -10,7 +10,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags  # pylint: disable=wrong-import-position
+from absl import app, flags, logging  # pylint: disable=wrong-import-position
 
 from rmtl_tf.cli.errors import run_cli  # pylint: disable=wrong-import-position
 
@@ -27,6 +27,7 @@ flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
 def main(argv):
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines.
     if len(argv) > 1:
         raise ValueError(f"Unexpected arguments: {argv[1:]}")
     from rmtl_tf.export import export_lib  # pylint: disable=import-outside-toplevel

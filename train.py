@@ -11,13 +11,14 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app  # pylint: disable=wrong-import-position
+from absl import app, logging  # pylint: disable=wrong-import-position
 
 from rmtl_tf.cli import train_flags  # pylint: disable=wrong-import-position
 from rmtl_tf.cli.errors import run_cli  # pylint: disable=wrong-import-position
 
 
 def main(argv):
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines.
     if len(argv) > 1:
         raise ValueError(f"Unexpected arguments: {argv[1:]}")
     config = train_flags.config_from_flags()

@@ -22,25 +22,27 @@ def validate_task_name(task):
 
 
 def _normalize_tuple(value, name):
-    if isinstance(value, int):
-        value = (value, value)
-    value = tuple(value)
-    if len(value) != 2 or not all(isinstance(v, int) and v > 0 for v in value):
+    pair = (value, value) if isinstance(value, int) else value
+    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool)
+                       and v > 0 for v in pair)):
         raise ValueError(
             f"`{name}` must be a positive int or a pair of positive ints. "
-            f"Received: {name}={value}"
+            f"Received: {name}={value!r}"
         )
-    return value
+    return tuple(pair)
 
 
 def _normalize_padding(padding):
     if isinstance(padding, str) and padding.lower() in ("same", "valid"):
         return padding.lower()
+    pair = padding
     if isinstance(padding, int) and not isinstance(padding, bool):
-        padding = (padding, padding)
-    if (isinstance(padding, (tuple, list)) and len(padding) == 2
-            and all(isinstance(p, int) and p >= 0 for p in padding)):
-        return tuple(padding)
+        pair = (padding, padding)
+    if (isinstance(pair, (tuple, list)) and len(pair) == 2
+            and all(isinstance(p, int) and not isinstance(p, bool)
+                    and p >= 0 for p in pair)):
+        return tuple(pair)
     raise ValueError(
         "`padding` must be 'same', 'valid', a non-negative int or a pair of "
         f"non-negative ints. Received: padding={padding!r}"

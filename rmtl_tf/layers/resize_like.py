@@ -32,9 +32,21 @@ class ResizeLike(keras.layers.Layer):
 
     def call(self, inputs):
         features, reference = inputs
-        size = ops.shape(reference)[1:3]
-        if tuple(ops.shape(features)[1:3]) == tuple(size):
-            return features
+        source = tuple(ops.shape(features)[1:3])
+        size = tuple(ops.shape(reference)[1:3])
+        if all(isinstance(s, int) for s in source + size):
+            if source == size:
+                return features
+            return ops.image.resize(
+                features, size, interpolation=self.interpolation
+            )
+        # Height or width known only at run time (a traced graph with
+        # unknown image size): `ops.image.resize` checks `size > 0` in
+        # Python, which a symbolic tensor cannot answer, so call the
+        # backend op it wraps directly.
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf  # pylint: disable=import-outside-toplevel
+            return tf.image.resize(features, size, method=self.interpolation)
         return ops.image.resize(
             features, size, interpolation=self.interpolation
         )

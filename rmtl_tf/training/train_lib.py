@@ -183,6 +183,7 @@ def train(config, log=print):
             f"{model_path}.")
     if model is None:
         raise FileNotFoundError(f"No model in {config.model_dir!r}.")
+    log(format_training_table(model, summary))
     results = evaluate_lib.evaluate_with_baselines(
         model, config.dataset, config.image_size, config.eval_examples,
         config.batch_size, seed=config.seed, data_dir=config.data_dir,
@@ -201,6 +202,23 @@ def train(config, log=print):
             f"{exported['tflite']}; signatures: "
             f"{', '.join(exported['signatures'])}.")
     return summary
+
+
+def format_training_table(model, summary):
+    """A markdown table of what was trained: one row per task of `model`."""
+    bank = sum(math.prod(v.shape) for v in model.bank_variables())
+    rows = [f"Frozen shared bank: {bank:,} parameters. Per task:",
+            "| task | steps | seconds | images/s | own parameters | "
+            "old tasks bit-identical |", "|---|---|---|---|---|---|"]
+    for task in model.tasks:
+        own = sum(math.prod(v.shape) for v in model.task_variables(task))
+        stats = summary["tasks"].get(task, {})
+        rows.append(
+            f"| {task} | {stats.get('steps', '-')} | "
+            f"{stats.get('seconds', '-')} | "
+            f"{stats.get('images_per_second', '-')} | {own:,} | "
+            f"{stats.get('old_tasks_bit_identical', '-')} |")
+    return "\n".join(rows)
 
 
 def _probe_outputs(model, config):
