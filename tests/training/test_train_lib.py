@@ -1,0 +1,77 @@
+"""train_lib in-process: incremental training, resume after an interruption,
+architecture checks."""
+
+import os
+
+import numpy as np
+import pytest
+
+from rmtl_tf.training import callbacks, train_lib
+from rmtl_tf.training.config import TrainConfig
+
+
+def _config(model_dir, tasks, **overrides):
+    args = dict(model_dir=str(model_dir), tasks=tasks,
+                backbone="resnet_tiny", head_channels=8,
+                low_level_channels=4, image_size=(32, 32), batch_size=2,
+                train_steps=4, checkpoint_every=2, pretrain_steps=1,
+                train_examples=4, eval_examples=2, jit_compile=False)
+    args.update(overrides)
+    return TrainConfig(**args)
+
+
+def test_killed_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
+    original = callbacks.CheckpointCallback.on_epoch_end
+
+    def crash_after_first_checkpoint(self, epoch, logs=None):
+        original(self, epoch, logs)
+        raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(callbacks.CheckpointCallback, "on_epoch_end",
+                        crash_after_first_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        train_lib.train(_config(tmp_path, ("semseg",)), log=lambda *_: None)
+    ckpt = tmp_path / "checkpoints" / "semseg" / "checkpoint.json"
+    assert ckpt.is_file()
+    assert not (tmp_path / "model.keras").exists()
+
+    monkeypatch.setattr(callbacks.CheckpointCallback, "on_epoch_end",
+                        original)
+    lines = []
+    summary = train_lib.train(_config(tmp_path, ("semseg",)),
+                              log=lines.append)
+    assert "Resuming task 'semseg' from step 2." in lines
+    assert summary["tasks"]["semseg"]["steps"] == 4
+    assert (tmp_path / "model.keras").is_file()
+    # A finished task leaves no checkpoints behind.
+    assert not (tmp_path / "checkpoints" / "semseg").exists()
+
+
+def test_add_task_keeps_old_outputs_and_rejects_other_architecture(tmp_path):
+    lines = []
+    train_lib.train(_config(tmp_path, ("semseg",)), log=lines.append)
+    model = train_lib.load_model(str(tmp_path))
+    images = np.random.default_rng(0).uniform(
+        0, 255, (2, 32, 32, 3)).astype(np.float32)
+    before = model.predict(images, verbose=0)["semseg"]
+
+    summary = train_lib.train(_config(tmp_path, ("semseg", "depth")),
+                              log=lines.append)
+    assert "Task 'semseg' is already trained: its variables stay frozen." \
+        in lines
+    assert summary["tasks"]["depth"]["old_tasks_bit_identical"] is True
+    model = train_lib.load_model(str(tmp_path))
+    assert model.tasks == ["semseg", "depth"]
+    after = model.predict(images, verbose=0)
+    assert np.array_equal(before, after["semseg"])
+    assert set(summary["evaluation"]) == {"semseg", "depth"}
+
+    with pytest.raises(ValueError, match="head_channels: model has 8, "
+                                         "flags say 16"):
+        train_lib.train(_config(tmp_path, ("normals",), head_channels=16))
+
+
+def test_missing_model_dir_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="No trained model in "
+                                                "model_dir="):
+        train_lib.load_model(os.path.join(str(tmp_path), "nothing"))
