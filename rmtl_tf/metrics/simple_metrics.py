@@ -23,8 +23,15 @@ class MeanIoU:
         self.confusion = np.zeros((num_classes, num_classes), np.int64)
 
     def update(self, y_true, prediction):
-        """`prediction`: class ids shaped like `y_true`, or class scores."""
+        """`prediction`: class ids shaped like `y_true`, or class scores.
+
+        `y_true` may carry a trailing channel axis of 1 (B, H, W, 1), as the
+        loss accepts.
+        """
         y_true, pred = np.asarray(y_true), np.asarray(prediction)
+        if (y_true.ndim == pred.ndim and y_true.shape[-1] == 1
+                and pred.shape[-1] != 1):
+            y_true = y_true[..., 0]
         if pred.ndim == y_true.ndim + 1:
             pred = pred.argmax(-1)
         labels = y_true.reshape(-1).astype(np.int64)
@@ -134,4 +141,5 @@ def trivial_prediction(task, train_labels, shape):
         flat = labels.reshape(-1, 3)
         mean = flat[np.any(flat != 0, axis=1)].mean(0)
         return np.broadcast_to(mean / np.linalg.norm(mean), shape)
-    return np.full(shape, float(labels.mean() >= 0.5), np.float32)
+    valid = labels[labels != IGNORE_LABEL]
+    return np.full(shape, float((valid > 0.5).mean() >= 0.5), np.float32)

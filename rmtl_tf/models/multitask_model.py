@@ -171,7 +171,9 @@ class MultiTaskModel(keras.Model):
         tasks = list(tasks)
         for task in tasks:
             self._check_task(task)
-        return keras.Model(self.inputs, {t: self.output[t] for t in tasks},
+        # `self.input`, the image tensor itself: the task model is called
+        # with an image, as the model is (not with a list of one image).
+        return keras.Model(self.input, {t: self.output[t] for t in tasks},
                            name=f"{self.name}_{'_'.join(tasks)}")
 
 
@@ -188,6 +190,10 @@ def add_task(model, task, num_classes=None, pretrained=None):
     BatchNorm, shortcut convs and head. `pretrained` (a bank weights dict,
     see `rmtl_tf.models.bank`) initializes the new task's BatchNorm and
     shortcut convs from the pretrained network.
+
+    `model` itself still computes its tasks, but its reparameterized layers
+    now carry the new task's modulators too: save and keep using the
+    returned model (a `.keras` file of the old one would not load).
     """
     if not isinstance(model, MultiTaskModel):
         raise TypeError("`model` must be a MultiTaskModel. "

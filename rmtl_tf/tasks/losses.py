@@ -29,12 +29,17 @@ def masked_sparse_cross_entropy(y_true, y_pred):
 
 
 def masked_l1(y_true, y_pred):
-    """Mean absolute error over pixels whose ground truth is not all zero."""
+    """Mean absolute error over pixels whose ground truth is not all zero.
+
+    The mean is over the valid elements (pixels x channels), as the authors'
+    normals and depth losses, so the paper's loss weights apply unchanged.
+    """
     y_true = ops.cast(y_true, "float32")
     y_pred = ops.cast(y_pred, "float32")
+    errors = ops.abs(y_true - y_pred)
     valid = ops.any(ops.not_equal(y_true, 0.0), axis=-1, keepdims=True)
-    per_pixel = ops.sum(ops.abs(y_true - y_pred), axis=-1, keepdims=True)
-    return _masked_mean(per_pixel, valid)
+    mask = ops.cast(valid, errors.dtype) * ops.ones_like(errors)
+    return _masked_mean(errors, mask)
 
 
 def _binary_cross_entropy(y_true, logits, pos_weight=None):
