@@ -7,8 +7,11 @@ ECCV 2020.
 
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
 from rmtl_tf.layers.resize_like import ResizeLike
+from rmtl_tf.models.checkpoint_assembly import assemble_checkpoints
 from rmtl_tf.models.multitask_model import (MultiTaskModel, add_task,
                                             build_model, predictions)
+from rmtl_tf.models.weight_import import (export_state_dict,
+                                          import_state_dict)
 from rmtl_tf.tasks.registry import TASKS, TaskSpec, get_task
 
 __version__ = "0.1.0"
@@ -16,4 +19,5 @@ __version__ = "0.1.0"
 __all__ = [
     "ReparamConv2D", "ResizeLike", "MultiTaskModel", "build_model",
     "add_task", "predictions", "TASKS", "TaskSpec", "get_task",
+    "import_state_dict", "export_state_dict", "assemble_checkpoints",
 ]

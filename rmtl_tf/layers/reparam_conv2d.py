@@ -49,6 +49,28 @@ def _normalize_padding(padding):
     )
 
 
+def bank_conv(inputs, kernel, strides, padding, dilation_rate):
+    """A 2-D convolution, channels last, with explicit padding support.
+
+    `padding` is "same", "valid" or a pair `(pad_h, pad_w)` of symmetric
+    zero padding. Explicit padding is part of the convolution op, not a
+    separate `Pad` op, so graph optimizers cannot merge it across tasks and
+    fuse differently in one- and many-task graphs.
+    """
+    if isinstance(padding, tuple):
+        (ph, pw) = padding
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf  # pylint: disable=import-outside-toplevel
+            return tf.nn.conv2d(
+                inputs, kernel, strides=(1, *strides, 1),
+                padding=[[0, 0], [ph, ph], [pw, pw], [0, 0]],
+                dilations=(1, *dilation_rate, 1))
+        inputs = ops.pad(inputs, [[0, 0], [ph, ph], [pw, pw], [0, 0]])
+        padding = "valid"
+    return ops.conv(inputs, kernel, strides=strides, padding=padding,
+                    dilation_rate=dilation_rate, data_format="channels_last")
+
+
 @keras.saving.register_keras_serializable(package="rmtl_tf")
 class ReparamConv2D(keras.layers.Layer):
     """Reparameterized 2-D convolution: `y = Wt_task . (Ws * x)`.
@@ -284,29 +306,8 @@ class ReparamConv2D(keras.layers.Layer):
         return ops.tensordot(responses, modulator, axes=[[3], [0]])
 
     def _conv(self, inputs, kernel):
-        padding = self.padding
-        if isinstance(padding, tuple):
-            if keras.backend.backend() == "tensorflow":
-                # One Conv2D op with explicit padding: no separate Pad op
-                # that graph rewriting could share between tasks and fuse
-                # differently in one- and many-task graphs.
-                import tensorflow as tf  # pylint: disable=import-outside-toplevel
-                (ph, pw) = padding
-                return tf.nn.conv2d(
-                    inputs, kernel, strides=(1, *self.strides, 1),
-                    padding=[[0, 0], [ph, ph], [pw, pw], [0, 0]],
-                    dilations=(1, *self.dilation_rate, 1))
-            (ph, pw) = padding
-            inputs = ops.pad(inputs, [[0, 0], [ph, ph], [pw, pw], [0, 0]])
-            padding = "valid"
-        return ops.conv(
-            inputs,
-            kernel,
-            strides=self.strides,
-            padding=padding,
-            dilation_rate=self.dilation_rate,
-            data_format="channels_last",
-        )
+        return bank_conv(inputs, kernel, self.strides, self.padding,
+                         self.dilation_rate)
 
     def compute_output_shape(self, input_shape):
         spatial = []

@@ -75,13 +75,20 @@ def load_npz(path):
         return {k: data[k] for k in data.files}
 
 
-# Loaders by scheme: "npz:PATH" (or a path ending in .npz). Later issues
-# register more (e.g. torchvision checkpoints).
-BANK_LOADERS = {"npz": load_npz}
+def load_torchvision(path):
+    """Bank weights from a torchvision ResNet's `.pth` (PyTorch) or `.npz`."""
+    from rmtl_tf.models import weight_import  # pylint: disable=import-outside-toplevel
+    return weight_import.bank_weights_from_torchvision(path)
+
+
+# Loaders by scheme: "npz:PATH" (or a path ending in .npz), and
+# "torchvision:PATH" (a torchvision ResNet state dict, .pth or .npz).
+BANK_LOADERS = {"npz": load_npz, "torchvision": load_torchvision}
 
 
 def load_bank_weights(spec):
-    """Resolves a bank spec ("npz:PATH", "PATH.npz", ...) to a weights dict."""
+    """Resolves a bank spec ("npz:PATH", "PATH.npz", "torchvision:PATH") to a
+    weights dict."""
     scheme, _, path = spec.partition(":")
     if not path and spec.endswith(".npz"):
         scheme, path = "npz", spec
@@ -116,16 +123,39 @@ def init_task_layers(model, weights, tasks):
             _assign(target, weights[key], key)
 
 
-def load_bank_into(model, weights):
-    """Loads banks into every `ReparamConv2D` and inits all tasks' layers."""
-    missing = []
+def _shared_targets(model, weights):
+    """(variable, value, key) for the banks and any shared (task-less)
+    layers of `model`, checked before anything is assigned."""
+    from rmtl_tf.models.multitask_model import BANK_LAYER_TYPES  # pylint: disable=import-outside-toplevel
+    targets, missing = [], []
     for layer in model.layers:
-        if isinstance(layer, ReparamConv2D):
+        if isinstance(layer, BANK_LAYER_TYPES):
             key = f"{layer.name}/kernel"
             if key not in weights:
                 missing.append(key)
-                continue
-            _assign(layer.bank, weights[key], key)
+            else:
+                targets.append((layer.bank, weights[key], key))
+        elif layer.weights and layer.name not in model.layer_owners:
+            for variable in layer.weights:
+                key = f"{layer.name}/{variable.name}"
+                if key in weights:
+                    targets.append((variable, weights[key], key))
     if missing:
         raise ValueError(f"Bank weights lack {missing}.")
+    for variable, value, key in targets:
+        if tuple(variable.shape) != tuple(value.shape):
+            _assign(variable, value, key)  # Raises with the shapes.
+    return targets
+
+
+def load_bank_into(model, weights):
+    """Loads the pretrained network into `model`: its conv kernels become
+    the frozen banks (or the shared / per-task convs of the baselines), its
+    BatchNorm and shortcut weights initialize every task's copies.
+
+    Every bank is checked before anything is written, so a failed load
+    leaves the model as it was.
+    """
+    for variable, value, key in _shared_targets(model, weights):
+        _assign(variable, value, key)
     init_task_layers(model, weights, model.tasks)

@@ -5,18 +5,26 @@ task is added to an existing model, the factory is seeded with the old
 model's layers, so the old tasks' layers (and variables) are reused as they
 are and only the new task's layers are created.
 
-Two modes:
-- `"reparam"`: shared convolutions are `ReparamConv2D` (one bank, one
-  modulator per task); BatchNorm and shortcut convs are per task.
+Modes, by how the backbone's convolutions are held:
+- `"reparam"` (RCM): `ReparamConv2D`, one frozen bank and one modulator per
+  task; BatchNorm and shortcut convs are per task.
+- `"ra_series"`, `"ra_parallel"`: `AdapterConv2D`, one frozen bank and one
+  residual adapter per task; BatchNorm and shortcut convs per task.
+- `"conv"`: an ordinary trainable conv per task (one network per task).
+- `"shared"`: one trainable backbone for all tasks (convs and BatchNorm
+  shared), heads per task: the usual multi-task network.
 - `"plain"`: ordinary `Conv2D`/`BatchNormalization` without a task suffix,
   a single-path network (used to pretrain the bank).
 """
 
 import keras
 
+from rmtl_tf.layers.adapter_conv2d import AdapterConv2D
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
 
-MODES = ("reparam", "plain")
+MODES = ("reparam", "ra_series", "ra_parallel", "conv", "shared", "plain")
+# Modes whose backbone convs are one frozen bank with per-task parts.
+BANK_MODES = ("reparam", "ra_series", "ra_parallel")
 BN_MOMENTUM = 0.9  # PyTorch's BatchNorm momentum of 0.1.
 BN_EPSILON = 1e-5
 
@@ -55,31 +63,56 @@ class LayerFactory:
         return base if task is None else f"{base}_{task}"
 
     def backbone_task(self, task):
-        """The owner of backbone BN/shortcut layers: none in plain mode."""
-        return None if self.mode == "plain" else task
+        """The owner of backbone BN/shortcut layers: none when shared."""
+        return None if self.mode in ("plain", "shared") else task
 
-    def shared_conv(self, name, filters, kernel_size, strides=1,
-                    dilation_rate=1, padding="same"):
-        """The reparameterized conv: one layer for all tasks."""
-        if self.mode == "plain":
-            return self._get(name, lambda: keras.layers.Conv2D(
+    def backbone_conv(self, x, task, name, filters, kernel_size, strides=1,
+                      dilation_rate=1):
+        """Applies `task`'s path through backbone conv `name` to `x`.
+
+        Strided convs pad `kernel_size // 2` on each side, like PyTorch.
+        Bank layers pad inside their own op; ordinary convs after a
+        `ZeroPadding2D` layer: the same function.
+        """
+        pad = kernel_size // 2 if strides > 1 else None
+        if self.mode in BANK_MODES:
+            layer = self._get(name, lambda: self._bank_layer(
+                name, filters, kernel_size, strides, dilation_rate,
+                "same" if pad is None else pad))
+            for t in self.tasks:
+                if t not in layer.tasks:
+                    layer.add_task(t)
+            return layer(x, task=task)
+        if pad is not None:
+            x = self.shared(f"{name}_pad", lambda: keras.layers.ZeroPadding2D(
+                pad, name=f"{name}_pad"))(x)
+        conv_name = self.task_name(name, self.backbone_task(task))
+        if self.mode == "conv":
+            self.owners[conv_name] = task
+        return self._get(conv_name, lambda: keras.layers.Conv2D(
+            filters, kernel_size, strides=strides,
+            padding="same" if pad is None else "valid",
+            dilation_rate=dilation_rate, use_bias=False,
+            kernel_initializer="he_normal", name=conv_name))(x)
+
+    def _bank_layer(self, name, filters, kernel_size, strides, dilation_rate,
+                    padding):
+        if self.mode == "reparam":
+            return ReparamConv2D(
                 filters, kernel_size, strides=strides, padding=padding,
-                dilation_rate=dilation_rate, use_bias=False,
-                kernel_initializer="he_normal", name=name))
-        layer = self._get(name, lambda: ReparamConv2D(
+                dilation_rate=dilation_rate, tasks=self.tasks, nff=self.nff,
+                compute_mode=self.compute_mode, name=name)
+        return AdapterConv2D(
             filters, kernel_size, strides=strides, padding=padding,
-            dilation_rate=dilation_rate, tasks=self.tasks, nff=self.nff,
-            compute_mode=self.compute_mode, name=name))
-        for task in self.tasks:
-            if task not in layer.tasks:
-                layer.add_task(task)
-        return layer
+            dilation_rate=dilation_rate, tasks=self.tasks,
+            mode=self.mode[len("ra_"):], name=name)
 
     def task_conv(self, base, task, filters, kernel_size, strides=1,
                   dilation_rate=1, use_bias=False):
         """An ordinary conv owned by one task (shortcut convs, heads)."""
         name = self.task_name(base, task)
-        self.owners[name] = task
+        if task is not None:
+            self.owners[name] = task
         return self._get(name, lambda: keras.layers.Conv2D(
             filters, kernel_size, strides=strides, padding="same",
             dilation_rate=dilation_rate, use_bias=use_bias,
@@ -87,7 +120,8 @@ class LayerFactory:
 
     def task_bn(self, base, task):
         name = self.task_name(base, task)
-        self.owners[name] = task
+        if task is not None:
+            self.owners[name] = task
         return self._get(name, lambda: keras.layers.BatchNormalization(
             momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name))
 

@@ -3,11 +3,20 @@
 import keras
 from keras import ops
 
+from rmtl_tf.layers.adapter_conv2d import AdapterConv2D
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
 from rmtl_tf.models.deeplab_head import deeplab_head
 from rmtl_tf.models.layer_factory import LayerFactory
 from rmtl_tf.models.resnet_backbone import resnet_features, resnet_spec
 from rmtl_tf.tasks import registry
+
+# Backbone architectures; the paper's variant names (rc_ri_nff, ...) add
+# NFF and response initialization on top of "rc" (see `variants.py`).
+ARCHITECTURES = ("rc", "ra_series", "ra_parallel", "conv", "shared")
+_FACTORY_MODES = {"rc": "reparam", "ra_series": "ra_series",
+                  "ra_parallel": "ra_parallel", "conv": "conv",
+                  "shared": "shared"}
+BANK_LAYER_TYPES = (ReparamConv2D, AdapterConv2D)
 
 # ImageNet statistics of RGB pixels in [0, 255]; the model normalizes inside.
 IMAGENET_MEAN = (123.675, 116.28, 103.53)
@@ -48,6 +57,11 @@ class MultiTaskModel(keras.Model):
         low_level_channels: width of the reduced layer1 features (48).
         aspp_rates: atrous rates of ASPP (6, 12, 18 at output stride 16).
         nff: weight-normalized modulators (normalized feature fusion).
+        architecture: how the backbone is shared: "rc" (RCM: a frozen bank
+            and per-task modulators, the default), "ra_series" /
+            "ra_parallel" (frozen bank, per-task residual adapters), "conv"
+            (a trainable backbone per task) or "shared" (one trainable
+            backbone for all tasks).
         compute_mode: `ReparamConv2D` compute mode, "fused" or "factorized".
         image_size: (height, width) of the input, or None for any size.
         reuse_layers: dict name -> layer to reuse (used by `add_task`).
@@ -57,17 +71,20 @@ class MultiTaskModel(keras.Model):
                  width_multiplier=1.0, head_channels=256,
                  low_level_channels=48, aspp_rates=(6, 12, 18), nff=True,
                  compute_mode="fused", image_size=None, reuse_layers=None,
-                 **kwargs):
+                 architecture="rc", **kwargs):
         tasks = registry.parse_tasks(tasks)
         if not tasks:
             raise ValueError("A model needs at least one task. "
                              f"Received: tasks={tasks}")
         resnet_spec(backbone, width_multiplier)  # Validates both.
+        if architecture not in ARCHITECTURES:
+            raise ValueError(f"Unknown architecture {architecture!r}. "
+                             f"Expected one of {ARCHITECTURES}.")
         num_classes = dict(num_classes or {})
         channels = {t: registry.output_channels(t, num_classes)
                     for t in tasks}
         height, width = _image_size(image_size)
-        factory = LayerFactory("reparam", tasks, nff=nff,
+        factory = LayerFactory(_FACTORY_MODES[architecture], tasks, nff=nff,
                                compute_mode=compute_mode, reuse=reuse_layers)
 
         image = keras.Input((height, width, 3), name="image")
@@ -77,9 +94,12 @@ class MultiTaskModel(keras.Model):
                                         variance=[s**2 for s in IMAGENET_STD],
                                         name="normalize"))(image)
         outputs = {}
+        features = None
         for task in tasks:
-            features = resnet_features(factory, normalized, task, backbone,
-                                       width_multiplier)
+            # A shared backbone is computed once for all heads.
+            if features is None or architecture != "shared":
+                features = resnet_features(factory, normalized, task,
+                                           backbone, width_multiplier)
             out = deeplab_head(factory, features, image, task,
                                channels[task], head_channels,
                                low_level_channels, tuple(aspp_rates))
@@ -102,6 +122,7 @@ class MultiTaskModel(keras.Model):
         self.nff = nff
         self.compute_mode = compute_mode
         self.image_size = (height, width)
+        self.architecture = architecture
 
     def get_config(self):
         return {
@@ -116,6 +137,7 @@ class MultiTaskModel(keras.Model):
             "nff": self.nff,
             "compute_mode": self.compute_mode,
             "image_size": list(self.image_size),
+            "architecture": self.architecture,
         }
 
     @classmethod
@@ -125,18 +147,29 @@ class MultiTaskModel(keras.Model):
     # -- task-level views ----------------------------------------------------
 
     def reparam_layers(self):
+        """The `ReparamConv2D` layers (none unless architecture is "rc")."""
         return [l for l in self.layers if isinstance(l, ReparamConv2D)]
+
+    def bank_layers(self):
+        """Layers holding a frozen shared bank and per-task parts."""
+        return [l for l in self.layers if isinstance(l, BANK_LAYER_TYPES)]
 
     def bank_variables(self):
         """The shared, frozen filter banks."""
-        return [l.bank for l in self.reparam_layers()]
+        return [l.bank for l in self.bank_layers()]
+
+    def shared_variables(self):
+        """Variables shared by all tasks and trained ("shared" backbone)."""
+        return [v for l in self.layers
+                if not isinstance(l, BANK_LAYER_TYPES)
+                and l.name not in self.layer_owners for v in l.weights]
 
     def task_variables(self, task):
         """Every variable owned by `task`: modulators, BN, shortcuts, head."""
         self._check_task(task)
         variables = []
         for layer in self.layers:
-            if isinstance(layer, ReparamConv2D):
+            if isinstance(layer, BANK_LAYER_TYPES):
                 variables.extend(layer.task_variables(task))
             elif self.layer_owners.get(layer.name) == task:
                 variables.extend(layer.weights)
@@ -151,20 +184,29 @@ class MultiTaskModel(keras.Model):
         """Makes exactly `tasks`' variables trainable; the bank never is.
 
         BatchNorm layers of the other tasks are frozen too, so they run in
-        inference mode and keep their statistics.
+        inference mode and keep their statistics. With the "shared"
+        architecture the shared backbone trains with any task (and so
+        changes every other task: the interference RCM avoids).
         """
         tasks = list(tasks)
         for task in tasks:
             self._check_task(task)
-        for layer in self.reparam_layers():
+        for layer in self.bank_layers():
             layer.bank.trainable = False
             for task in layer.tasks:
+                statistics = {id(v) for v in getattr(
+                    layer, "task_statistics", lambda t: [])(task)}
                 for variable in layer.task_variables(task):
-                    variable.trainable = task in tasks
+                    if id(variable) not in statistics:
+                        variable.trainable = task in tasks
         for layer in self.layers:
-            if isinstance(layer, ReparamConv2D) or not layer.weights:
+            if isinstance(layer, BANK_LAYER_TYPES) or not layer.weights:
                 continue
-            layer.trainable = self.layer_owners.get(layer.name) in tasks
+            if layer.name in self.layer_owners:
+                layer.trainable = self.layer_owners[layer.name] in tasks
+            else:  # Shared by all tasks.
+                layer.trainable = self.architecture == "shared" and bool(
+                    tasks)
 
     def task_model(self, tasks):
         """A model of the same layers with only `tasks`' outputs."""

@@ -39,40 +39,16 @@ def _relu(factory, name):
     return factory.shared(name, lambda: keras.layers.ReLU(name=name))
 
 
-def _padded_conv(factory, x, task, name, filters, kernel_size, strides,
-                 dilation_rate=1):
-    """A shared conv; strided ones pad like PyTorch (k // 2 each side).
-
-    The reparameterized conv pads inside its own op (explicit padding); the
-    plain network pads with a `ZeroPadding2D` layer: the same function.
-    """
-    if strides > 1:
-        pad = kernel_size // 2
-        if factory.mode == "reparam":
-            conv = factory.shared_conv(name, filters, kernel_size, strides,
-                                       padding=pad)
-            return conv(x, task=task)
-        x = factory.shared(
-            f"{name}_pad",
-            lambda: keras.layers.ZeroPadding2D(pad, name=f"{name}_pad"))(x)
-        conv = factory.shared_conv(name, filters, kernel_size, strides,
-                                   padding="valid")
-    else:
-        conv = factory.shared_conv(name, filters, kernel_size,
-                                   dilation_rate=dilation_rate)
-    return conv(x, task=task) if factory.mode == "reparam" else conv(x)
-
-
 def _basic_block(factory, x, task, name, filters, strides, dilation,
                  first_dilation):
     in_channels = x.shape[-1]
     owner = factory.backbone_task(task)
-    out = _padded_conv(factory, x, task, f"{name}_conv1", filters, 3,
-                       strides, first_dilation)
+    out = factory.backbone_conv(x, task, f"{name}_conv1", filters, 3,
+                                strides, first_dilation)
     out = factory.task_bn(f"{name}_bn1", owner)(out)
     out = _relu(factory, f"{name}_relu1")(out)
-    out = _padded_conv(factory, out, task, f"{name}_conv2", filters, 3, 1,
-                       dilation)
+    out = factory.backbone_conv(out, task, f"{name}_conv2", filters, 3, 1,
+                                dilation)
     out = factory.task_bn(f"{name}_bn2", owner)(out)
     shortcut = x
     if strides != 1 or in_channels != filters:
@@ -94,7 +70,7 @@ def resnet_features(factory, x, task, backbone="resnet18",
     """
     spec = resnet_spec(backbone, width_multiplier)
     widths = spec["widths"]
-    x = _padded_conv(factory, x, task, "conv1", widths[0], 7, 2)
+    x = factory.backbone_conv(x, task, "conv1", widths[0], 7, 2)
     x = factory.task_bn("bn1", factory.backbone_task(task))(x)
     x = _relu(factory, "relu")(x)
     x = factory.shared("maxpool_pad", lambda: keras.layers.ZeroPadding2D(
@@ -104,8 +80,9 @@ def resnet_features(factory, x, task, backbone="resnet18",
     features = {}
     for stage, (num_blocks, filters) in enumerate(
             zip(spec["blocks"], widths), start=1):
-        # Output stride 16: layer4 keeps the resolution and dilates by 2,
-        # as torchvision's replace_stride_with_dilation=[False, False, True].
+        # Output stride 16: layer4 keeps the resolution and every conv of
+        # it dilates by 2, block 0 included, as the authors' RCM ResNet
+        # (their _make_layer passes the dilation to every BasicBlock).
         dilate = stage == 4
         stride = 1 if stage == 1 or dilate else 2
         dilation = 2 if dilate else 1
@@ -114,7 +91,7 @@ def resnet_features(factory, x, task, backbone="resnet18",
                 factory, x, task, f"layer{stage}_{block}", filters,
                 strides=stride if block == 0 else 1,
                 dilation=dilation,
-                first_dilation=1 if block == 0 else dilation,
+                first_dilation=dilation,
             )
         if stage == 1:
             features["P2"] = x

@@ -372,14 +372,16 @@ def test_config_round_trip_with_every_option_set():
         tasks="depth,normals", backbone="resnet_tiny",
         num_classes={"semseg": 7}, width_multiplier=0.5, head_channels=8,
         low_level_channels=4, aspp_rates=(2, 4, 6), nff=False,
-        compute_mode="factorized", image_size=(32, 48), name="everything")
+        compute_mode="factorized", image_size=(32, 48), name="everything",
+        architecture="rc")
     config = model.get_config()
     assert config == {
         "name": "everything", "tasks": ["depth", "normals"],
         "backbone": "resnet_tiny", "num_classes": {"semseg": 7},
         "width_multiplier": 0.5, "head_channels": 8,
         "low_level_channels": 4, "aspp_rates": [2, 4, 6], "nff": False,
-        "compute_mode": "factorized", "image_size": [32, 48]}
+        "compute_mode": "factorized", "image_size": [32, 48],
+        "architecture": "rc"}
     clone = MultiTaskModel.from_config(config)
     assert clone.get_config() == config
     assert clone.output["normals"].shape[1:] == (32, 48, 3)

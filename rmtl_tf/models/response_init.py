@@ -1,0 +1,145 @@
+"""RI, response initialization (Kanakis et al., Sec. 3.3).
+
+For each reparameterized conv, the pretrained conv `W` is run on natural
+images and its responses `y` (one `c_out` vector per pixel) are collected;
+their PCA gives components `U` (`c_out x c_out`, columns ordered by
+explained variance) and mean `m`. The bank becomes `Ws' = W U` (responses
+expressed in the principal basis) and every task's modulator starts as
+`U^T` (in the layer's `[in, out]` layout), so `Wt . Ws' = W U U^T = W`: the
+network computes exactly the pretrained function at start. The mean offset
+`m - U U^T m` (zero when every component is kept, as here) is folded into
+the following BatchNorm's moving mean.
+
+Statistics are streamed (sum and sum of outer products in float64), so
+memory does not grow with the number of images.
+"""
+
+import time
+
+import numpy as np
+
+from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
+from rmtl_tf.models import bank as bank_lib
+
+
+def following_bn(conv_name):
+    """The BatchNorm after backbone conv `conv_name` (`conv1` -> `bn1`)."""
+    head, _, tail = conv_name.rpartition("conv")
+    return f"{head}bn{tail}"
+
+
+class ResponseStatistics:
+    """Streaming mean and covariance of `c`-dimensional responses."""
+
+    def __init__(self, channels):
+        self.count = 0
+        self.total = np.zeros(channels, np.float64)
+        self.outer = np.zeros((channels, channels), np.float64)
+
+    def update(self, responses):
+        flat = np.asarray(responses, np.float64).reshape(
+            -1, self.total.shape[0])
+        self.count += flat.shape[0]
+        self.total += flat.sum(0)
+        self.outer += flat.T @ flat
+
+    def pca(self):
+        """(components U with columns by decreasing variance, variances,
+        mean)."""
+        if not self.count:
+            raise ValueError("No responses were collected.")
+        mean = self.total / self.count
+        covariance = self.outer / self.count - np.outer(mean, mean)
+        variances, vectors = np.linalg.eigh((covariance + covariance.T) / 2)
+        order = np.argsort(variances)[::-1]
+        return vectors[:, order], variances[order], mean
+
+
+def compute(weights, images, backbone, width_multiplier, log=print):
+    """PCA of every backbone conv's responses on `images`.
+
+    Args:
+        weights: pretrained weights dict (see `rmtl_tf.models.bank`).
+        images: an iterable of float32 RGB batches in [0, 255].
+        backbone, width_multiplier: the architecture of `weights`.
+
+    Returns:
+        dict `"<conv>/components"`, `"<conv>/variances"`, `"<conv>/mean"`.
+    """
+    import keras  # pylint: disable=import-outside-toplevel
+    plain = bank_lib.build_plain_backbone(backbone, width_multiplier)
+    convs = [l for l in plain.layers if type(l).__name__ == "Conv2D"
+             and f"{l.name}/kernel" in weights and l.kernel_size != (1, 1)]
+    for layer in plain.layers:
+        for variable in layer.weights:
+            key = f"{layer.name}/{variable.name}"
+            if key in weights:
+                variable.assign(weights[key])
+    probe = keras.Model(plain.input, {l.name: l.output for l in convs})
+    stats = {l.name: ResponseStatistics(l.filters) for l in convs}
+    started, seen = time.time(), 0
+    for batch in images:
+        outputs = probe(batch, training=False)
+        for name, responses in outputs.items():
+            stats[name].update(keras.ops.convert_to_numpy(responses))
+        seen += int(batch.shape[0])
+    if not seen:
+        raise ValueError("Response initialization needs at least one image.")
+    result = {}
+    for name, stat in stats.items():
+        components, variances, mean = stat.pca()
+        result[f"{name}/components"] = components.astype(np.float32)
+        result[f"{name}/variances"] = variances.astype(np.float32)
+        result[f"{name}/mean"] = mean.astype(np.float32)
+    log(f"Response initialization: PCA of {len(convs)} layers on {seen} "
+        f"images in {time.time() - started:.1f} s.")
+    return result
+
+
+def _layer_pca(ri, name):
+    key = f"{name}/components"
+    if key not in ri:
+        raise ValueError(f"Response initialization has no components for "
+                         f"layer {name!r}.")
+    return ri[key].astype(np.float64), ri[f"{name}/mean"].astype(np.float64)
+
+
+def apply_bank(model, weights, ri):
+    """Sets every bank to `W U` (from the pretrained `weights`)."""
+    for layer in model.layers:
+        if isinstance(layer, ReparamConv2D):
+            components, _ = _layer_pca(ri, layer.name)
+            kernel = weights[f"{layer.name}/kernel"].astype(np.float64)
+            layer.bank.assign(np.tensordot(kernel, components,
+                                           axes=[[3], [0]]).astype(np.float32))
+
+
+def apply_task(model, task, ri):
+    """Starts `task`'s modulators at `U^T` and folds the mean offsets into
+    its BatchNorms (call after the task's layers were initialized from the
+    pretrained weights)."""
+    by_name = {l.name: l for l in model.layers}
+    for layer in model.layers:
+        if not isinstance(layer, ReparamConv2D):
+            continue
+        components, mean = _layer_pca(ri, layer.name)
+        modulator = components.T
+        if layer.nff:
+            parts = layer.modulators[task]
+            parts["v"].assign(modulator.astype(np.float32))
+            parts["g"].assign(
+                np.linalg.norm(modulator, axis=0).astype(np.float32))
+        else:
+            layer.task_variables(task)[0].assign(modulator.astype(np.float32))
+        offset = mean - components @ (components.T @ mean)
+        bn = by_name.get(f"{following_bn(layer.name)}_{task}")
+        if bn is not None and np.any(offset):
+            bn.moving_mean.assign(
+                (bn.moving_mean.numpy() - offset).astype(np.float32))
+
+
+def apply(model, weights, ri):
+    """Response-initializes `model`: banks and every task's modulators."""
+    apply_bank(model, weights, ri)
+    for task in model.tasks:
+        apply_task(model, task, ri)

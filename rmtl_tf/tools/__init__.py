@@ -1,0 +1,1 @@
+"""Command-line tools: `python -m rmtl_tf.tools.<name> --help`."""
