@@ -6,9 +6,12 @@ import numpy as np
 import pytest
 
 from rmtl_tf import build_model
+from rmtl_tf.data import synthetic_dataset
 from rmtl_tf.models import variants
+from rmtl_tf.tasks import registry
 
-H, L, C = 8, 4, 5  # Head width, low-level width, semseg classes.
+H, L, C = 8, 4, 6  # Head width, low-level width, semseg classes
+# (the synthetic scenes' 6 classes).
 # resnet_tiny, written out by hand: (k, c_in, c_out) of every 3x3/7x7 conv,
 # and (c_in, c_out) of every 1x1 shortcut conv.
 CONVS = [(7, 3, 8), (3, 8, 8), (3, 8, 8), (3, 8, 16), (3, 16, 16),
@@ -88,13 +91,15 @@ def test_one_training_step_trains_exactly_what_the_variant_says(variant):
         assert not shared
         assert trainable <= semseg
     task_model = model.task_model(["semseg"])
-    task_model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse",
+    task_model.compile(optimizer=keras.optimizers.SGD(0.1),
+                       loss=registry.get_task("semseg").loss,
                        jit_compile=False)
     before = {id(v): np.array(v) for v in model.weights}
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 255, (2, 32, 32, 3)).astype("float32")
-    y = rng.normal(size=(2, 32, 32, C)).astype("float32")
-    task_model.fit(x, {"semseg": y}, epochs=1, verbose=0)
+    # One step on two synthetic scenes.
+    scenes = synthetic_dataset.synthetic_arrays("train", 2, (32, 32))
+    task_model.fit(scenes["image"].astype("float32"),
+                   {"semseg": scenes["semseg"].astype("int32")}, epochs=1,
+                   verbose=0)
     changed = {id(v) for v in model.weights
                if not np.array_equal(before[id(v)], np.array(v))}
     assert changed, "a training step changed nothing"
