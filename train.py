@@ -22,6 +22,15 @@ def main(argv):
     if len(argv) > 1:
         raise ValueError(f"Unexpected arguments: {argv[1:]}")
     config = train_flags.config_from_flags()
+    if train_flags.SUMMARY.value:
+        from rmtl_tf.data import datasets  # pylint: disable=import-outside-toplevel
+        from rmtl_tf.models import variants  # pylint: disable=import-outside-toplevel
+        architecture = config.architecture()
+        print(variants.summary_table(
+            architecture.pop("backbone"), list(config.tasks),
+            datasets.dataset_info(config.dataset)["num_classes"],
+            **architecture))
+        return
     from rmtl_tf.training import train_lib  # pylint: disable=import-outside-toplevel
     train_lib.train(config)
 

@@ -2,6 +2,7 @@
 
 from absl import flags
 
+from rmtl_tf.models.variants import VARIANTS
 from rmtl_tf.training.config import DATASETS, TrainConfig
 
 _MODEL_DIR = flags.DEFINE_string(
@@ -11,8 +12,24 @@ _TASKS = flags.DEFINE_list(
     "tasks", None, "Tasks to train, one after another, e.g. semseg,depth.")
 _DATASET = flags.DEFINE_enum("dataset", "synthetic", list(DATASETS),
                              "Dataset to train and evaluate on.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None,
-                                "Folder of the dataset (not for synthetic).")
+_DATA_DIR = flags.DEFINE_string(
+    "data_dir", None, "nyud / pascal_context: the TFDS data directory the "
+    "dataset is prepared in (once) and read from. Not for synthetic.")
+_MANUAL_DIR = flags.DEFINE_string(
+    "manual_dir", None, "Folder holding the authors' archive (NYUD_MT.zip, "
+    "PASCAL_MT.zip) or the folder it extracts to; read when --data_dir has "
+    "no prepared copy yet.")
+_DOWNLOAD = flags.DEFINE_bool(
+    "download", False, "Download the authors' archive when --manual_dir "
+    "has no copy (needs internet).")
+_SKIP_BAD = flags.DEFINE_bool(
+    "skip_bad_examples", False, "While preparing a dataset, skip examples "
+    "with missing, corrupt or inconsistent files (counted in a warning) "
+    "instead of stopping with an error naming the file.")
+_AUGMENT = flags.DEFINE_bool(
+    "augment", True, "The paper's augmentation of training images: random "
+    "scale 0.5-2.0 (steps of 0.25), pad + random crop to --image_size, "
+    "horizontal flip.")
 _BACKBONE = flags.DEFINE_string("backbone", "resnet18",
                                 "resnet18, resnet34 or resnet_tiny.")
 _WIDTH = flags.DEFINE_float("width_multiplier", 1.0,
@@ -20,7 +37,11 @@ _WIDTH = flags.DEFINE_float("width_multiplier", 1.0,
 _HEAD = flags.DEFINE_integer("head_channels", 256, "DeepLabv3+ width.")
 _LOW = flags.DEFINE_integer("low_level_channels", 48,
                             "Width of the reduced low-level features.")
-_NFF = flags.DEFINE_bool("nff", True, "Weight-normalized modulators (NFF).")
+_VARIANT = flags.DEFINE_enum(
+    "variant", "rc_nff", list(VARIANTS),
+    "The paper's variant: rc_ri_nff (RCM with response initialization and "
+    "NFF), rc_nff, rc_ri, rc; ra_series / ra_parallel (residual adapters); "
+    "conv (a network per task); shared (one trainable encoder).")
 _IMAGE_SIZE = flags.DEFINE_list("image_size", ["256", "320"],
                                 "Training image size: H,W.")
 _BATCH = flags.DEFINE_integer("batch_size", 8, "Batch size.")
@@ -34,18 +55,26 @@ _WD = flags.DEFINE_float("weight_decay", 1e-4, "Weight decay.")
 _POLY = flags.DEFINE_float("poly_power", 0.9, "Power of the poly LR decay.")
 _BANK = flags.DEFINE_string(
     "bank", "pretrain", "Where the frozen bank comes from: 'pretrain' "
-    "(pretrain a plain ResNet on synthetic scenes first), 'random', or "
-    "'npz:PATH' (weights saved by rmtl_tf.models.bank.save_bank).")
+    "(pretrain a plain ResNet on synthetic scenes first), 'random', "
+    "'npz:PATH' (weights saved by rmtl_tf.models.bank.save_bank), or "
+    "'torchvision:PATH' (a torchvision ResNet state dict, .pth or .npz).")
 _PRETRAIN_STEPS = flags.DEFINE_integer("pretrain_steps", 300,
                                        "Steps of bank pretraining.")
 _PRETRAIN_LR = flags.DEFINE_float("pretrain_learning_rate", 0.002,
                                   "Adam learning rate of bank pretraining.")
 _TRAIN_EXAMPLES = flags.DEFINE_integer(
-    "train_examples", 512, "Synthetic training scenes (generated once).")
-_EVAL_EXAMPLES = flags.DEFINE_integer("eval_examples", 64,
-                                      "Validation scenes for the report.")
+    "train_examples", 512, "Synthetic training scenes (generated once); for "
+    "real datasets, the first N training images are used.")
+_EVAL_EXAMPLES = flags.DEFINE_integer(
+    "eval_examples", 64, "Validation scenes (or first N validation images) "
+    "for the report.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of data and initialization.")
-_JIT = flags.DEFINE_bool("jit_compile", True, "Compile train steps with XLA.")
+_JIT = flags.DEFINE_bool(
+    "jit_compile", False, "Compile train steps with XLA. Off by default: on "
+    "CPU, XLA convolutions measured 3-4x slower than oneDNN (benchmarks/).")
+SUMMARY = flags.DEFINE_bool(
+    "summary", False, "Print the parameter counts of every variant for the "
+    "configured backbone and tasks, then exit (nothing is trained).")
 _EXPORT_DIR = flags.DEFINE_string(
     "export_dir", None, "If set, export the trained model there at the end "
     "(SavedModel + TFLite, next free version), as export.py does.")
@@ -63,9 +92,11 @@ def config_from_flags():
     return TrainConfig(
         model_dir=_MODEL_DIR.value, tasks=tuple(_TASKS.value),
         dataset=_DATASET.value, data_dir=_DATA_DIR.value,
+        manual_dir=_MANUAL_DIR.value, download=_DOWNLOAD.value,
+        skip_bad_examples=_SKIP_BAD.value, augment=_AUGMENT.value,
         backbone=_BACKBONE.value, width_multiplier=_WIDTH.value,
         head_channels=_HEAD.value, low_level_channels=_LOW.value,
-        nff=_NFF.value, image_size=image_size, batch_size=_BATCH.value,
+        variant=_VARIANT.value, image_size=image_size, batch_size=_BATCH.value,
         train_steps=_STEPS.value, checkpoint_every=_CKPT.value,
         learning_rate=_LR.value, momentum=_MOMENTUM.value,
         weight_decay=_WD.value, poly_power=_POLY.value, bank=_BANK.value,

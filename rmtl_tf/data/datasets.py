@@ -1,57 +1,194 @@
 """Datasets by name: one entry point for train.py and evaluation.
 
-Every dataset yields `(image, labels)` batches: float32 RGB pixels in
-[0, 255] of shape (B, H, W, 3), and a dict keyed by task of dense labels.
+Every dataset yields `(image, labels)` batches through the same pipeline
+(`input_pipeline.build`): float32 RGB pixels in [0, 255] of shape
+(B, H, W, 3) (the model normalizes inside its graph), and a dict keyed by
+task of dense labels (class labels int32 (B, H, W), others float32
+(B, H, W, C)); 255 marks ignored class / edge / saliency pixels, 0 invalid
+depth and normals.
+
+- `synthetic`: scenes rendered on the fly (`synthetic_dataset.py`).
+- `nyud`, `pascal_context`: the TFDS builders `nyud_mt` and `pascal_mt`
+  (`builders/`), prepared once into `data_dir` from the authors' archive in
+  `manual_dir` (or downloaded), then read from `data_dir`.
 """
 
+import importlib
 import os
 
-from rmtl_tf.training.config import DATASETS
+from rmtl_tf.data import dataset_specs
+
+# Encoded splits up to this size are cached in memory by the pipeline.
+CACHE_BYTES = 256 * 2**20
+SPLITS = ("train", "validation")
 
 
-def _check_dataset(name):
-    if name not in DATASETS:
-        raise ValueError(f"Unknown dataset {name!r}. Expected one of "
-                         f"{DATASETS}.")
+def _instructions(spec):
+    return (f"Download {spec.archive} from {spec.url} (or extract it) into "
+            f"a folder and pass it with --manual_dir, or pass --download "
+            "(see README, 'Datasets').")
 
 
-def _require_data_dir(name, data_dir):
-    if not data_dir or not os.path.isdir(data_dir):
+def builder(name, data_dir, **kwargs):
+    """The TFDS builder of dataset `name`, reading/writing `data_dir`."""
+    spec = dataset_specs.get_spec(name)
+    if spec.tfds_name is None:
+        raise ValueError(f"The {name} dataset has no TFDS builder.")
+    module = importlib.import_module(
+        f"rmtl_tf.data.builders.{spec.tfds_name}."
+        f"{spec.tfds_name}_dataset_builder")
+    return module.Builder(data_dir=data_dir, **kwargs)
+
+
+def is_prepared(name, data_dir):
+    """Whether `data_dir` holds the prepared TFDS dataset `name`."""
+    return bool(data_dir) and os.path.isdir(data_dir) and builder(
+        name, data_dir).is_prepared()
+
+
+def prepare(name, data_dir, manual_dir=None, download=False,
+            skip_bad_examples=False):
+    """Builds the TFDS dataset `name` into `data_dir` (once).
+
+    From the authors' archive or folder in `manual_dir`, else (with
+    `download`) from their URL. Nothing half-written is left behind: TFDS
+    writes into a temporary folder renamed at the end, so a failed prepare
+    leaves no dataset that looks done. Bad examples raise, naming the file,
+    or with `skip_bad_examples` are skipped and counted in a warning.
+    """
+    from rmtl_tf.data.builders import builder_lib  # pylint: disable=import-outside-toplevel
+    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+    spec = dataset_specs.get_spec(name)
+    where = f"The {name} dataset is not prepared in data_dir={data_dir!r}"
+    if manual_dir:
+        if not os.path.isdir(manual_dir):
+            raise FileNotFoundError(
+                f"{where}, and manual_dir={manual_dir!r} does not exist. "
+                + _instructions(spec))
+        if builder_lib.find_source(manual_dir, spec.folder,
+                                   spec.marker) is None:
+            raise FileNotFoundError(
+                f"{where}, and manual_dir={manual_dir!r} holds neither "
+                f"{spec.folder}/ nor {spec.archive}. " + _instructions(spec))
+    elif not download:
+        raise FileNotFoundError(f"{where}, and no --manual_dir was given. "
+                                + _instructions(spec))
+    ds_builder = builder(name, data_dir, skip_bad_examples=skip_bad_examples,
+                         allow_download=download)
+    ds_builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(
+            manual_dir=manual_dir, try_download_gcs=False))
+    return ds_builder
+
+
+def check_available(name, data_dir=None, manual_dir=None, download=False,
+                    skip_bad_examples=False):
+    """Raises a clear error when dataset `name` cannot be read.
+
+    A real dataset not prepared yet in `data_dir` is prepared first (see
+    `prepare`).
+    """
+    spec = dataset_specs.get_spec(name)
+    if spec.tfds_name is None:
+        return
+    if not data_dir:
         raise FileNotFoundError(
-            f"The {name} dataset directory does not exist: data_dir="
-            f"{data_dir!r}. Download the authors' packaged {name} set and "
-            "pass its folder with --data_dir (see README, 'Datasets')."
-        )
-    raise NotImplementedError(
-        f"Found {data_dir!r}, but the {name} loader is not part of this "
-        "release yet; train on --dataset=synthetic meanwhile."
-    )
-
-
-def check_available(name, data_dir=None):
-    """Raises a clear error when dataset `name` cannot be read."""
-    _check_dataset(name)
-    if name != "synthetic":
-        _require_data_dir(name, data_dir)
+            f"The {name} dataset needs --data_dir: the folder its TFDS "
+            f"dataset is prepared in (data_dir={data_dir!r}).")
+    if not is_prepared(name, data_dir):
+        prepare(name, data_dir, manual_dir, download, skip_bad_examples)
 
 
 def dataset_info(name):
     """{"num_classes": {task: classes}} for the dataset's class tasks."""
-    _check_dataset(name)
-    if name == "synthetic":
-        from rmtl_tf.data import synthetic_scenes  # pylint: disable=import-outside-toplevel
-        return {"num_classes": {"semseg": synthetic_scenes.NUM_CLASSES}}
-    if name == "nyud":
-        return {"num_classes": {"semseg": 41}}
-    return {"num_classes": {"semseg": 21, "human_parts": 7}}
+    return {"num_classes": dict(dataset_specs.get_spec(name).num_classes)}
 
 
 def load_split(name, split, tasks, image_size, batch_size, num_examples,
-               seed=0, data_dir=None, training=False):
-    """A batched `tf.data.Dataset` of `split`; repeats and shuffles when
-    `training`."""
-    check_available(name, data_dir)
-    from rmtl_tf.data import synthetic_dataset  # pylint: disable=import-outside-toplevel
-    return synthetic_dataset.synthetic_dataset(
-        split, num_examples, tuple(image_size), batch_size, seed=seed,
-        shuffle=training, repeat=training, tasks=list(tasks))
+               seed=0, data_dir=None, training=False, augment=None,
+               cache=None):
+    """A batched `tf.data.Dataset` of `split` (see the module doc).
+
+    Args:
+        name, split: the dataset and "train" or "validation".
+        tasks: label keys of each batch.
+        image_size: (height, width): training crop, or the evaluation size
+            images are padded (centred) to.
+        num_examples: synthetic scenes to render; for real datasets the
+            first `num_examples` of the split (None: all).
+        training: shuffle and repeat.
+        augment: the paper's augmentation; defaults to `training`.
+        cache: keep the encoded split in memory; by default when it is
+            under `CACHE_BYTES`.
+    """
+    from rmtl_tf.data import input_pipeline, synthetic_dataset  # pylint: disable=import-outside-toplevel
+    tasks = list(tasks)
+    dataset_specs.check_tasks(name, tasks)
+    augment = training if augment is None else augment
+    if name == "synthetic":
+        return synthetic_dataset.synthetic_dataset(
+            split, num_examples, tuple(image_size), batch_size, seed=seed,
+            shuffle=training, repeat=training, tasks=tasks, augment=augment)
+    examples, decode_fn, nbytes, count = tfds_examples(
+        name, split, tasks, data_dir, num_examples, training, seed)
+    # The shuffle buffer holds encoded examples: at most CACHE_BYTES.
+    per_example = max(nbytes // max(count, 1), 1)
+    return input_pipeline.build(
+        examples, tasks, image_size, batch_size, augment=augment,
+        shuffle=training, repeat=training, seed=seed,
+        cache=nbytes <= CACHE_BYTES if cache is None else cache,
+        decode_fn=decode_fn,
+        shuffle_buffer=int(min(count, max(64, CACHE_BYTES // per_example))))
+
+
+def tfds_examples(name, split, tasks, data_dir, num_examples=None,
+                  shuffle_files=False, seed=0):
+    """(encoded examples, decode_fn, approximate bytes, count) of a split.
+
+    Only the features `tasks` need are read, and left encoded (small in
+    shuffle buffers and caches) until `decode_fn` runs in the pipeline's
+    parallel map. For human parts alone, only images with a person are
+    kept, as the authors train and evaluate it.
+    """
+    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+    from rmtl_tf.data import decoders  # pylint: disable=import-outside-toplevel
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r} of the {name} dataset. "
+                         f"Expected one of {SPLITS}.")
+    if not is_prepared(name, data_dir):
+        check_available(name, data_dir)  # Raises, naming the directory.
+    ds_builder = builder(name, data_dir)
+    features = ds_builder.info.features
+    keys = decoders.feature_keys(tasks, features.keys())
+    selected = list(keys)
+    filter_person = tasks == ["human_parts"]
+    if filter_person:
+        selected.append("has_person")
+    examples = ds_builder.as_dataset(
+        split=split, shuffle_files=shuffle_files,
+        read_config=tfds.ReadConfig(shuffle_seed=seed, try_autocache=False),
+        decoders=tfds.decode.PartialDecoding(
+            {k: True for k in selected},
+            decoders={k: tfds.decode.SkipDecoding() for k in keys}))
+    if filter_person:
+        examples = examples.filter(lambda ex: ex["has_person"])
+        examples = examples.map(lambda ex: {k: ex[k] for k in keys})
+    info = ds_builder.info.splits[split]
+    count = info.num_examples
+    if num_examples:
+        examples = examples.take(num_examples)
+        count = min(num_examples, count)
+    nbytes = info.num_bytes * count // max(info.num_examples, 1)
+
+    def decode_fn(example):
+        stored = {}
+        for key in keys:
+            feature = features[key]
+            if isinstance(feature, tfds.features.Image):
+                stored[key] = decoders.decode_image_bytes(example[key],
+                                                          feature.shape[-1])
+            else:
+                stored[key] = feature.decode_example(example[key])
+        return decoders.decode_example(stored, tasks)
+
+    return examples, decode_fn, nbytes, count

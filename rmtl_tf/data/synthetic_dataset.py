@@ -4,10 +4,9 @@ Scenes come from `synthetic_scenes.make_scene`, deterministic by seed; each
 split draws from its own seed range, so no scene is in two splits.
 """
 
-import numpy as np
 import tensorflow as tf
 
-from rmtl_tf.data import synthetic_scenes
+from rmtl_tf.data import input_pipeline, synthetic_scenes
 
 SPLIT_SEED_OFFSETS = {"train": 0, "validation": 1_000_000,
                       "test": 2_000_000, "pretrain": 3_000_000}
@@ -39,13 +38,15 @@ def synthetic_arrays(split, num_examples, image_size, seed=0):
 
 
 def synthetic_dataset(split, num_examples, image_size, batch_size, seed=0,
-                      shuffle=None, repeat=None, tasks=None):
+                      shuffle=None, repeat=None, tasks=None, augment=False):
     """Batches `(image, {task: label})` of the synthetic scenes.
 
-    `image` is float32 (B, H, W, 3) RGB in [0, 255] (the model normalizes);
-    semseg labels are int32 (B, H, W), the other labels float32
-    (B, H, W, C). Training ("train"/"pretrain") shuffles and repeats by
-    default.
+    The scenes go through the same pipeline as the real datasets
+    (`input_pipeline.build`): `image` is float32 (B, H, W, 3) RGB in
+    [0, 255] (the model normalizes); semseg labels are int32 (B, H, W), the
+    other labels float32 (B, H, W, C). Training ("train"/"pretrain")
+    shuffles and repeats by default; `augment` applies the paper's
+    augmentation (random scale, crop, flip).
     """
     tasks = list(TASKS if tasks is None else tasks)
     for task in tasks:
@@ -56,17 +57,9 @@ def synthetic_dataset(split, num_examples, image_size, batch_size, seed=0,
     shuffle = training if shuffle is None else shuffle
     repeat = training if repeat is None else repeat
     arrays = synthetic_arrays(split, num_examples, image_size, seed)
-    features = {"image": arrays["image"].astype(np.float32)}
-    for task in tasks:
-        dtype = np.int32 if task == "semseg" else np.float32
-        features[task] = arrays[task].astype(dtype)
-    ds = tf.data.Dataset.from_tensor_slices(features)
-    if shuffle:
-        ds = ds.shuffle(num_examples, seed=seed,
-                        reshuffle_each_iteration=True)
-    if repeat:
-        ds = ds.repeat()
-    ds = ds.batch(batch_size, drop_remainder=repeat)
-    ds = ds.map(lambda f: (f["image"], {t: f[t] for t in tasks}),
-                num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    examples = tf.data.Dataset.from_tensor_slices(
+        {k: arrays[k] for k in ["image", *tasks]})
+    return input_pipeline.build(
+        examples, tasks, image_size, batch_size, augment=augment,
+        shuffle=shuffle, repeat=repeat, seed=seed,
+        shuffle_buffer=num_examples)

@@ -3,14 +3,16 @@
 import dataclasses
 from typing import Optional, Tuple
 
+from rmtl_tf.data import dataset_specs
+from rmtl_tf.models import variants
 from rmtl_tf.models.resnet_backbone import RESNET_SPECS
 from rmtl_tf.tasks import registry
 
-DATASETS = ("synthetic", "nyud", "pascal_context")
+DATASETS = dataset_specs.DATASETS
 # Fields that define the architecture: a model directory is only resumed or
 # extended by a run that agrees on all of them.
 ARCHITECTURE_FIELDS = ("backbone", "width_multiplier", "head_channels",
-                       "low_level_channels", "nff")
+                       "low_level_channels", "nff", "architecture")
 
 
 @dataclasses.dataclass
@@ -25,11 +27,15 @@ class TrainConfig:
     tasks: Tuple[str, ...]
     dataset: str = "synthetic"
     data_dir: Optional[str] = None
+    manual_dir: Optional[str] = None
+    download: bool = False
+    skip_bad_examples: bool = False
+    augment: bool = True
     backbone: str = "resnet18"
     width_multiplier: float = 1.0
     head_channels: int = 256
     low_level_channels: int = 48
-    nff: bool = True
+    variant: str = "rc_nff"
     image_size: Tuple[int, int] = (256, 320)
     batch_size: int = 8
     train_steps: int = 1000
@@ -44,7 +50,7 @@ class TrainConfig:
     train_examples: int = 512
     eval_examples: int = 64
     seed: int = 0
-    jit_compile: bool = True
+    jit_compile: bool = False
     export_dir: Optional[str] = None
 
     def __post_init__(self):
@@ -55,6 +61,8 @@ class TrainConfig:
         if self.dataset not in DATASETS:
             raise ValueError(f"Unknown dataset {self.dataset!r}. Expected one"
                              f" of {DATASETS}.")
+        dataset_specs.check_tasks(self.dataset, self.tasks)
+        variants.get_variant(self.variant)
         if self.backbone not in RESNET_SPECS:
             raise ValueError(f"Unknown backbone {self.backbone!r}. Expected "
                              f"one of {sorted(RESNET_SPECS)}.")
@@ -82,5 +90,18 @@ class TrainConfig:
             raise ValueError(f"--momentum must be in [0, 1). "
                              f"Received: momentum={self.momentum}")
 
+    @property
+    def nff(self):
+        return variants.get_variant(self.variant).nff
+
+    @property
+    def response_init(self):
+        return variants.get_variant(self.variant).response_init
+
     def architecture(self):
-        return {f: getattr(self, f) for f in ARCHITECTURE_FIELDS}
+        """The model-building arguments that define the architecture."""
+        spec = {f: getattr(self, f) for f in ARCHITECTURE_FIELDS
+                if f != "architecture"}
+        spec["architecture"] = variants.get_variant(
+            self.variant).architecture
+        return spec

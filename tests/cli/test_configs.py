@@ -23,7 +23,8 @@ def parsed_flags(monkeypatch):
 
 def test_configs_exist():
     names = {os.path.basename(c) for c in CONFIGS}
-    assert {"base.cfg", "demo.cfg", "nyud.cfg"} <= names
+    assert {"base.cfg", "demo.cfg", "nyud.cfg",
+            "pascal_context.cfg"} <= names
 
 
 @pytest.mark.parametrize("path", [c for c in CONFIGS

@@ -1,0 +1,60 @@
+"""`train.py --flagfile=configs/{nyud,pascal_context}.cfg` for real, on the
+tiny copies in the authors' layout: prepare from --manual_dir, train,
+evaluate (tiny model and steps)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import write_fixtures
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+TINY = ["--backbone=resnet_tiny", "--head_channels=16",
+        "--low_level_channels=8", "--image_size=32,48", "--batch_size=2",
+        "--train_steps=2", "--checkpoint_every=2", "--pretrain_steps=2",
+        "--train_examples=3", "--eval_examples=2", "--nojit_compile"]
+
+
+def _train(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "train.py"), *args, *TINY],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        check=False)
+
+
+@pytest.mark.parametrize("config,write,tasks", [
+    ("nyud", write_fixtures.write_nyud_mt, "normals"),
+    pytest.param("pascal_context", write_fixtures.write_pascal_mt,
+                 "human_parts,saliency", marks=pytest.mark.slow),
+])
+def test_config_trains_on_the_authors_layout(tmp_path, config, write,
+                                             tasks):
+    manual_dir = str(tmp_path / "manual")
+    write(manual_dir)
+    proc = _train(f"--flagfile=configs/{config}.cfg",
+                  f"--model_dir={tmp_path / 'model'}",
+                  f"--manual_dir={manual_dir}",
+                  f"--data_dir={tmp_path / 'tfds'}", f"--tasks={tasks}")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    for task in tasks.split(","):
+        assert f"| {task} |" in proc.stdout
+    assert os.path.isfile(tmp_path / "model" / "model.keras")
+
+
+def test_bad_file_stops_train_with_its_name(tmp_path):
+    manual_dir = str(tmp_path / "manual")
+    write_fixtures.write_nyud_mt(manual_dir)
+    label = os.path.join(manual_dir, "NYUD_MT", "depth", "val_000001.mat")
+    os.remove(label)
+    proc = _train("--flagfile=configs/nyud.cfg",
+                  f"--model_dir={tmp_path / 'model'}",
+                  f"--manual_dir={manual_dir}",
+                  f"--data_dir={tmp_path / 'tfds'}", "--tasks=semseg")
+    assert proc.returncode == 2
+    assert f"Missing depth label: {label}" in proc.stderr
+    assert "--skip_bad_examples" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not os.path.exists(tmp_path / "tfds" / "nyud_mt" / "1.0.0")

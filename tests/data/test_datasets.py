@@ -1,0 +1,135 @@
+"""The single entry point: clear errors before any data is read, and every
+dataset (synthetic too) through the same pipeline and batch contract."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rmtl_tf.data import datasets, decoders, input_pipeline
+from rmtl_tf.training.config import TrainConfig
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({}, "needs --data_dir"),
+    ({"data_dir": "{tmp}/tfds"}, "no --manual_dir was given"),
+    ({"data_dir": "{tmp}/tfds", "manual_dir": "{tmp}/missing"},
+     "manual_dir='{tmp}/missing' does not exist"),
+    ({"data_dir": "{tmp}/tfds", "manual_dir": "{tmp}"},
+     "holds neither NYUD_MT/ nor NYUD_MT.zip"),
+])
+def test_check_available_errors_name_the_directories(tmp_path, kwargs,
+                                                     message):
+    kwargs = {k: v.format(tmp=tmp_path) for k, v in kwargs.items()}
+    with pytest.raises(FileNotFoundError) as error:
+        datasets.check_available("nyud", **kwargs)
+    assert message.format(tmp=tmp_path) in str(error.value)
+    if "data_dir" in kwargs:
+        assert kwargs["data_dir"] in str(error.value)
+        assert "https://data.vision.ee.ethz.ch/kanakism/NYUD_MT.zip" in str(
+            error.value)
+    assert not os.path.exists(os.path.join(tmp_path, "tfds", "nyud_mt"))
+
+
+def test_check_available_prepares_once(tmp_path, nyud):
+    manual_dir, _, _ = nyud
+    data_dir = str(tmp_path / "tfds")
+    datasets.check_available("nyud", data_dir, manual_dir=manual_dir)
+    assert datasets.is_prepared("nyud", data_dir)
+    # Prepared: no manual_dir needed any more.
+    datasets.check_available("nyud", data_dir)
+
+
+def test_dataset_info_and_tasks():
+    assert datasets.dataset_info("nyud") == {"num_classes": {"semseg": 41}}
+    assert datasets.dataset_info("pascal_context") == {
+        "num_classes": {"semseg": 21, "human_parts": 7}}
+    with pytest.raises(ValueError, match="no labels for task 'depth'"):
+        datasets.load_split("pascal_context", "train", ["depth"], (32, 32),
+                            2, None, data_dir="unused")
+    with pytest.raises(ValueError, match="no labels for task 'saliency'"):
+        TrainConfig(model_dir="m", tasks=("saliency",), dataset="nyud")
+    with pytest.raises(ValueError, match="Unknown dataset 'kitti'"):
+        datasets.dataset_info("kitti")
+
+
+def test_unknown_split_is_rejected(nyud):
+    _, data_dir, _ = nyud
+    with pytest.raises(ValueError, match="Unknown split 'test'"):
+        datasets.load_split("nyud", "test", ["semseg"], (32, 32), 2, None,
+                            data_dir=data_dir)
+
+
+@pytest.mark.parametrize("name", ["synthetic", "nyud"])
+def test_every_dataset_has_the_same_batch_contract(name, nyud):
+    data_dir = nyud[1]
+    tasks = ["semseg", "depth", "normals", "edge"]
+    train = datasets.load_split(name, "train", tasks, (32, 40), 2, 4,
+                                data_dir=data_dir, training=True)
+    val = datasets.load_split(name, "validation", tasks, (32, 40), 2, 2,
+                              data_dir=data_dir)
+    for ds in (train, val):
+        image, labels = next(iter(ds))
+        assert image.dtype == tf.float32 and image.shape[1:] == (32, 40, 3)
+        assert 0 <= float(tf.reduce_min(image)) and float(
+            tf.reduce_max(image)) <= 255
+        assert labels["semseg"].dtype == tf.int32
+        assert labels["semseg"].shape[1:] == (32, 40)
+        assert labels["depth"].shape[1:] == (32, 40, 1)
+        assert labels["normals"].shape[1:] == (32, 40, 3)
+        assert labels["edge"].shape[1:] == (32, 40, 1)
+    # Training batches have a static batch size (repeat, drop remainder).
+    assert train.element_spec[0].shape[0] == 2
+
+
+def test_training_draws_differ_and_repeat_with_the_seed():
+    kwargs = dict(tasks=["semseg"], image_size=(32, 32), batch_size=2,
+                  num_examples=4, training=True)
+    a = next(iter(datasets.load_split("synthetic", "train", **kwargs)))
+    b = next(iter(datasets.load_split("synthetic", "train", **kwargs)))
+    c = next(iter(datasets.load_split("synthetic", "train", seed=1,
+                                      **kwargs)))
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_decode_normals_matches_numpy():
+    encoded = np.random.default_rng(0).integers(0, 256, (4, 5, 3)).astype(
+        np.uint8)
+    mask = np.zeros((4, 5, 1), np.uint8)
+    mask[1:3] = 1
+    expected = (2.0 * encoded / 255.0 - 1.0) * mask
+    np.testing.assert_allclose(decoders.decode_normals(encoded, mask),
+                               expected, atol=1e-6)
+
+
+def test_pipeline_pads_evaluation_batches_with_ignore():
+    examples = tf.data.Dataset.from_tensor_slices({
+        "image": np.full((3, 10, 12, 3), 7, np.uint8),
+        "semseg": np.ones((3, 10, 12), np.uint8),
+        "depth": np.full((3, 10, 12, 1), 2.0, np.float32)})
+    ds = input_pipeline.build(examples, ["semseg", "depth"], (14, 16), 2)
+    batches = list(ds)
+    assert [b[0].shape[0] for b in batches] == [2, 1]
+    image, labels = batches[0]
+    semseg = labels["semseg"].numpy()
+    assert (semseg == 255).sum() == 2 * (14 * 16 - 10 * 12)
+    np.testing.assert_array_equal(semseg[:, 2:12, 2:14], 1)
+    assert (labels["depth"].numpy() == 0).sum() == (semseg == 255).sum()
+    np.testing.assert_array_equal(image[0, 0, 0], [123, 116, 103])
+
+
+def test_augment_can_be_turned_off():
+    from rmtl_tf.data import synthetic_dataset  # pylint: disable=import-outside-toplevel
+    scene = synthetic_dataset.synthetic_arrays("train", 1, (32, 32))
+    kwargs = dict(tasks=["depth"], image_size=(32, 32), batch_size=1,
+                  num_examples=1, training=True)
+    plain = datasets.load_split("synthetic", "train", augment=False,
+                                **kwargs)
+    for image, labels in plain.take(3):
+        np.testing.assert_array_equal(image[0], scene["image"][0])
+        np.testing.assert_array_equal(labels["depth"][0], scene["depth"][0])
+    augmented = datasets.load_split("synthetic", "train", **kwargs)
+    assert any(not np.array_equal(image[0], scene["image"][0])
+               for image, _ in augmented.take(5))
