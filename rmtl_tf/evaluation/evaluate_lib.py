@@ -1,93 +1,257 @@
-"""Evaluates a multi-task model with the simple metrics, beside baselines.
+"""Evaluates multi-task models with the benchmark metrics the papers report
+(`rmtl_tf.metrics`: mIoU, maxF, angle errors, depth RMSE and more, edge
+ODS/OIS/AP), streamed over a split; writes results JSON, PR-curve PNGs and
+TensorBoard panels. `run_evaluation` is what `python -m rmtl_tf.evaluate`
+runs.
 
-The baseline of each task is a model that ignores the image (majority class,
-mean depth, mean normal, majority value; see `simple_metrics.
-trivial_prediction`), fit on training labels: a model must beat it to have
-learned anything.
+train.py's end-of-run report (simple metrics beside trivial baselines) is
+`baseline_report`; `evaluate_with_baselines` and `format_table` are
+re-exported here for it.
 """
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
 from rmtl_tf.data import datasets
-from rmtl_tf.metrics import simple_metrics
-from rmtl_tf.models.multitask_model import predictions
-from rmtl_tf.tasks import registry
+from rmtl_tf.evaluation import predictors, results_table
+from rmtl_tf.evaluation.baseline_report import (  # pylint: disable=unused-import
+    evaluate_arrays, evaluate_with_baselines, format_table)
+from rmtl_tf.metrics import multitask_score, task_metrics
 
 
-def _collect(dataset, tasks):
-    images, labels = [], {t: [] for t in tasks}
-    for image, label in dataset:
-        images.append(image.numpy())
-        for t in tasks:
-            labels[t].append(label[t].numpy())
-    return (np.concatenate(images),
-            {t: np.concatenate(v) for t, v in labels.items()})
+@dataclasses.dataclass
+class EvalConfig:
+    """What `run_evaluation` evaluates, on what, and where results go.
 
-
-def evaluate_arrays(predict_fn, images, labels, tasks, num_classes,
-                    batch_size, baseline_labels=None):
-    """Metrics of `predict_fn(images) -> {task: activated prediction}`.
-
-    With `baseline_labels` (training labels by task), also the metrics of
-    the trivial baseline fit on them.
+    Exactly one of `model_dir`, `saved_model`, `tflite`. `image_size`
+    None: the model's (or export's) input size. `tasks` empty: all of the
+    model's. `references`: single-task results.json files for dm.
     """
-    results = {}
-    model_metrics = {t: simple_metrics.make_metric(t, num_classes)
-                     for t in tasks}
-    for start in range(0, len(images), batch_size):
-        out = predict_fn(images[start:start + batch_size])
-        for t in tasks:
-            model_metrics[t].update(labels[t][start:start + batch_size],
-                                    np.asarray(out[t]))
-    for t in tasks:
-        spec = registry.get_task(t)
-        entry = {"metric": spec.metric, "model": model_metrics[t].result(),
-                 "lower_is_better": spec.lower_is_better}
-        if baseline_labels is not None:
-            baseline = simple_metrics.make_metric(t, num_classes)
-            shape = labels[t].shape
-            if t in ("semseg", "human_parts"):
-                shape = shape + (1,)
-            baseline.update(labels[t], simple_metrics.trivial_prediction(
-                t, baseline_labels[t], shape))
-            entry["baseline"] = baseline.result()
-        results[t] = entry
-    return results
+
+    output_dir: str
+    model_dir: Optional[str] = None
+    saved_model: Optional[str] = None
+    tflite: Optional[str] = None
+    signature: Optional[str] = None
+    tasks: Sequence[str] = ()
+    dataset: str = "synthetic"
+    data_dir: Optional[str] = None
+    split: str = "validation"
+    image_size: Optional[Tuple[int, int]] = None
+    batch_size: int = 8
+    num_examples: int = 64
+    seed: int = 0
+    edge_max_dist: Optional[float] = None
+    name: Optional[str] = None
+    references: Sequence[str] = ()
+    image_summaries: bool = True
+
+    def __post_init__(self):
+        for field in ("batch_size", "num_examples"):
+            if getattr(self, field) <= 0:
+                raise ValueError(f"--{field} must be > 0. Received: "
+                                 f"{field}={getattr(self, field)}")
+        if self.image_size is not None:
+            try:
+                self.image_size = tuple(int(s) for s in self.image_size)
+            except ValueError as e:
+                raise ValueError("--image_size must be two integers H,W. "
+                                 f"Received: {self.image_size}") from e
+            if len(self.image_size) != 2:
+                raise ValueError("--image_size must be H,W. Received: "
+                                 f"image_size={self.image_size}")
 
 
-def evaluate_with_baselines(model, dataset, image_size, num_examples,
-                            batch_size, seed=0, data_dir=None,
-                            num_classes=None):
-    """Evaluates every task of `model` on the validation split."""
-    tasks = list(model.tasks)
-    val = datasets.load_split(dataset, "validation", tasks, image_size,
-                              batch_size, num_examples, seed=seed,
-                              data_dir=data_dir)
-    train = datasets.load_split(dataset, "train", tasks, image_size,
-                                batch_size, num_examples, seed=seed,
-                                data_dir=data_dir)
-    images, labels = _collect(val, tasks)
-    _, train_labels = _collect(train, tasks)
-
-    def predict_fn(batch):
-        out = model(batch, training=False)
-        return {t: predictions(t, out[t]) for t in tasks}
-
-    return evaluate_arrays(predict_fn, images, labels, tasks, num_classes,
-                           batch_size, baseline_labels=train_labels)
+def _image_size(config, predictor):
+    size = predictor.image_size
+    if size is not None and config.image_size is not None and tuple(
+            config.image_size) != tuple(size):
+        raise ValueError(
+            f"{predictor.path!r} takes {size[0]}x{size[1]} images; "
+            f"--image_size={config.image_size[0]},{config.image_size[1]}. "
+            "Leave --image_size out to use the model's.")
+    size = size or config.image_size
+    if size is None:
+        raise ValueError(f"{predictor.path!r} accepts any image size: pass "
+                         "--image_size=H,W.")
+    return tuple(size)
 
 
-def format_table(results):
-    """A markdown table: task, metric, model, trivial baseline, ratio."""
-    rows = ["| task | metric | model | trivial baseline | model / baseline |",
-            "|---|---|---|---|---|"]
-    for task, r in results.items():
-        baseline = r.get("baseline")
-        ratio = (f"{r['model'] / baseline:.2f}" if baseline else "-")
-        direction = "lower is better" if r["lower_is_better"] else \
-            "higher is better"
-        rows.append(f"| {task} | {r['metric']} ({direction}) | "
-                    f"{r['model']:.4f} | "
-                    f"{baseline if baseline is None else f'{baseline:.4f}'} |"
-                    f" {ratio} |")
-    return "\n".join(rows)
+def run_evaluation(config, log=print):
+    """Evaluates `config`'s model on its split; writes results.json (and
+    PNGs, TensorBoard logs) to `config.output_dir`.
+
+    Returns the results dict plus "table" (markdown) and "json" (its path).
+    """
+    datasets.check_available(config.dataset, config.data_dir)
+    predictor = predictors.make_predictor(
+        config.model_dir, config.saved_model, config.tflite,
+        list(config.tasks), config.signature)
+    size = _image_size(config, predictor)
+    tasks = predictor.tasks
+    data = datasets.load_split(config.dataset, config.split, tasks, size,
+                               config.batch_size, config.num_examples,
+                               seed=config.seed, data_dir=config.data_dir)
+    writer = None
+    if config.image_summaries:
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+        writer = tf.summary.create_file_writer(
+            os.path.join(config.output_dir, "logs"))
+    name = config.name or predictor.path
+    log(f"Evaluating {predictor.kind} {predictor.path!r} on {config.dataset}"
+        f" {config.split} ({config.num_examples} images, {size[0]}x"
+        f"{size[1]}); tasks {tasks}.")
+    results = evaluate(
+        predictor, data, tasks, config.dataset,
+        datasets.dataset_info(config.dataset)["num_classes"],
+        config.edge_max_dist,
+        num_batches=-(-config.num_examples // config.batch_size),
+        summary_writer=writer)
+    results.update(
+        name=name, source={"kind": predictor.kind, "path": predictor.path,
+                           "signature": config.signature},
+        dataset=config.dataset, split=config.split, seed=config.seed,
+        image_size=list(size), parameters=predictor.parameters)
+    if config.image_summaries:
+        results["pr_curves"] = write_pr_curves(
+            results["tasks"], config.output_dir, name, writer)
+    rows = [(name, results_table.merge_rows([results]))]
+    reference = None
+    if config.references:
+        ref_tasks = multitask_score.load_task_results(config.references)
+        if not set(tasks) & set(ref_tasks):
+            raise ValueError(f"The reference files have results for "
+                             f"{sorted(ref_tasks)}, none of the evaluated "
+                             f"tasks {tasks}: no dm.")
+        rows.append(("single-task reference",
+                     {"tasks": ref_tasks, "parameters": None}))
+        reference = "single-task reference"
+        dm, per_task = multitask_score.delta_m(
+            {t: results["tasks"][t] for t in tasks if t in ref_tasks},
+            ref_tasks)
+        results["dm"] = {"value": dm, "per_task": per_task,
+                         "references": list(config.references)}
+    path = write_json(os.path.join(config.output_dir, "results.json"),
+                      results)
+    return {**results, "json": path,
+            "table": results_table.format_markdown(rows, reference, tasks)}
+
+
+def _progress_bar(target):
+    import keras  # pylint: disable=import-outside-toplevel
+    return keras.utils.Progbar(target, unit_name="batch",
+                               verbose=1 if sys.stdout.isatty() else 2)
+
+
+def evaluate(predictor, dataset, tasks=None, dataset_name="synthetic",
+             num_classes=None, edge_max_dist=None, num_batches=None,
+             summary_writer=None, max_images=3, progress=True):
+    """Benchmark metrics of `predictor` on `dataset`.
+
+    Args:
+        predictor: a `predictors.Predictor`.
+        dataset: iterable of `(images, {task: labels})` batches.
+        tasks: tasks to score (default: all of the predictor's).
+        dataset_name: picks the edge tolerance (`edge_ods.MAX_DIST`).
+        num_classes: {task: classes}; default: the predictor's.
+        edge_max_dist: overrides the edge tolerance.
+        num_batches: for the progress bar.
+        summary_writer: a `tf.summary` writer; the first batch's panels
+            (input | truth | prediction) are written with it.
+        max_images: panels written per task.
+
+    Returns:
+        {"tasks": {task: metrics}, "headline": {task: {"metric", "value",
+        "lower_is_better"}}, "num_examples", "seconds" and
+        "metric_seconds_per_image" (time spent in each task's metric).
+    """
+    tasks = list(predictor.tasks if tasks is None else tasks)
+    for task in tasks:
+        if task not in predictor.tasks:
+            raise ValueError(f"Task {task!r} is not predicted by "
+                             f"{predictor.path!r}; it has {predictor.tasks}.")
+    classes = {**predictor.num_classes, **(num_classes or {})}
+    metrics = {t: task_metrics.make_task_metric(
+        t, classes, dataset_name, edge_max_dist) for t in tasks}
+    bar = _progress_bar(num_batches) if progress else None
+    started, count, timing = time.time(), 0, {t: 0.0 for t in tasks}
+    for i, (images, labels) in enumerate(dataset):
+        images = np.asarray(images, np.float32)
+        out = predictor.predict(images)
+        for task in tasks:
+            truth = np.asarray(labels[task])
+            tic = time.time()
+            metrics[task].update(truth, out[task])
+            timing[task] += time.time() - tic
+        if i == 0 and summary_writer is not None:
+            from rmtl_tf.visualization.image_summaries import write_task_images  # pylint: disable=import-outside-toplevel
+            write_task_images(
+                summary_writer, 0, images[:max_images],
+                {t: np.asarray(labels[t])[:max_images] for t in tasks},
+                {t: out[t][:max_images] for t in tasks}, tasks)
+        count += len(images)
+        if bar is not None:
+            bar.update(i + 1)
+    if count == 0:
+        raise ValueError("The evaluation split is empty.")
+    results = {t: metrics[t].result() for t in tasks}
+    seconds = time.time() - started
+    return {
+        "tasks": results,
+        "headline": headline_table(results),
+        "num_examples": count,
+        "seconds": round(seconds, 2),
+        "metric_seconds_per_image": {t: round(v / count, 4)
+                                     for t, v in timing.items()},
+    }
+
+
+def headline_table(task_results):
+    """{task: {"metric", "value", "lower_is_better"}} of the headline
+    metrics (`task_metrics.HEADLINE`)."""
+    table = {}
+    for task, metrics in task_results.items():
+        head = task_metrics.headline(task)
+        table[task] = {"metric": head.key, "value": metrics[head.key],
+                       "lower_is_better": head.lower_is_better}
+    return table
+
+
+def write_pr_curves(task_results, output_dir, label=None,
+                    summary_writer=None):
+    """PR-curve PNGs of the edge and saliency results in `output_dir`
+    (`pr_<task>.png`), also written to `summary_writer` if given. Returns
+    the paths."""
+    from rmtl_tf.visualization import pr_curve_plot  # pylint: disable=import-outside-toplevel
+    paths = {}
+    for task in ("edge", "saliency"):
+        if task not in task_results:
+            continue
+        image = pr_curve_plot.draw_pr_curves(
+            [pr_curve_plot.task_pr_series(task, task_results[task], label)],
+            title=f"{task} precision-recall")
+        os.makedirs(output_dir, exist_ok=True)
+        paths[task] = pr_curve_plot.write_png(
+            os.path.join(output_dir, f"pr_{task}.png"), image)
+        if summary_writer is not None:
+            import tensorflow as tf  # pylint: disable=import-outside-toplevel
+            with summary_writer.as_default():
+                tf.summary.image(f"{task}/pr_curve", image[None], 0)
+            summary_writer.flush()
+    return paths
+
+
+def write_json(path, data):
+    """Writes `data` as indented JSON (atomically: temp file, rename)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=1)
+    os.replace(tmp, path)
+    return path

@@ -2,8 +2,10 @@
 
 Each accumulator has `update(y_true, prediction)` (numpy batches, the
 prediction already activated, see `rmtl_tf.models.multitask_model.
-predictions`) and `result()`. The full benchmark metrics (ODS-F, maxF, ...)
-come with the evaluation module; these are the simple ones train.py reports.
+predictions`) and `result()`. These are the quick ones train.py reports
+beside trivial baselines; the benchmark metrics the papers report (edge
+ODS F, saliency maxF, angle statistics, ...) are the other modules of this
+package (`task_metrics.make_task_metric`).
 """
 
 import numpy as np

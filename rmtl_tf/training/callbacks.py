@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from rmtl_tf.models.multitask_model import predictions
 from rmtl_tf.training import checkpoint
-from rmtl_tf.visualization.colorize import colorize
+from rmtl_tf.visualization.image_summaries import write_task_images
 
 
 class CheckpointCallback(keras.callbacks.Callback):
@@ -30,7 +30,12 @@ class CheckpointCallback(keras.callbacks.Callback):
 
 
 class ImageSummary(keras.callbacks.Callback):
-    """Writes input, ground truth and prediction images to TensorBoard."""
+    """Writes input | ground truth | prediction panels to TensorBoard.
+
+    One panel per example (the first `max_images` of `dataset`'s first
+    batch), colour-coded by task (see `rmtl_tf.visualization.colorize`),
+    under `<log_dir>/images`, at the end of every epoch.
+    """
 
     def __init__(self, log_dir, task_model, dataset, task, max_images=3):
         super().__init__()
@@ -45,13 +50,6 @@ class ImageSummary(keras.callbacks.Callback):
         output = self.task_model(self.images, training=False)[self.task]
         pred = keras.ops.convert_to_numpy(predictions(self.task, output))
         step = (epoch + 1) * (self.params or {}).get("steps", 1)
-        with self.writer.as_default():
-            tf.summary.image("input", tf.cast(self.images, tf.uint8), step,
-                             max_outputs=len(self.images))
-            tf.summary.image(f"{self.task}/ground_truth",
-                             colorize(self.task, self.labels), step,
-                             max_outputs=len(self.images))
-            tf.summary.image(f"{self.task}/prediction",
-                             colorize(self.task, pred), step,
-                             max_outputs=len(self.images))
-        self.writer.flush()
+        write_task_images(self.writer, step, np.asarray(self.images),
+                          {self.task: self.labels}, {self.task: pred},
+                          [self.task])

@@ -1,0 +1,157 @@
+"""`evaluate` with perfect predictions, and `run_evaluation` on a tiny
+model: Keras, SavedModel and TFLite agree; bad input is named."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import rmtl_tf
+from rmtl_tf.data import synthetic_dataset
+from rmtl_tf.evaluation import evaluate_lib, predictors
+
+TASKS = ["semseg", "depth", "normals", "edge", "saliency"]
+SIZE = (48, 64)
+
+
+def _perfect_predictor(batches):
+    labels = iter([lab for _, lab in batches])
+
+    def predict(images):
+        lab = next(labels)
+        out = {t: lab[t].astype(np.float32) for t in TASKS}
+        out["semseg"] = np.eye(6, dtype=np.float32)[lab["semseg"]]
+        return out
+
+    return predictors.Predictor(predict, TASKS, SIZE, "fake", "perfect",
+                                num_classes={"semseg": 6})
+
+
+def test_perfect_predictions_score_perfectly(tmp_path):
+    arrays = synthetic_dataset.synthetic_arrays("validation", 4, SIZE)
+    batches = [(arrays["image"][i:i + 2],
+                {t: arrays[t][i:i + 2] for t in TASKS}) for i in (0, 2)]
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    result = evaluate_lib.evaluate(_perfect_predictor(batches), batches,
+                                   progress=False, summary_writer=writer)
+    head = {t: v["value"] for t, v in result["headline"].items()}
+    assert head["semseg"] == 1.0 and head["depth"] == 0.0
+    assert head["normals"] == pytest.approx(0.0, abs=0.05)
+    assert head["edge"] == 1.0
+    assert head["saliency"] == pytest.approx(1.0)
+    assert result["num_examples"] == 4
+    assert os.listdir(tmp_path)  # Panels were written.
+    paths = evaluate_lib.write_pr_curves(result["tasks"], str(tmp_path))
+    assert sorted(paths) == ["edge", "saliency"]
+    assert all(os.path.getsize(p) > 1000 for p in paths.values())
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    keras.utils.set_random_seed(0)
+    model = rmtl_tf.build_model(
+        "resnet_tiny", ["semseg", "depth", "edge"],
+        num_classes={"semseg": 6}, image_size=SIZE, head_channels=16,
+        low_level_channels=8)
+    model_dir = tmp_path_factory.mktemp("model")
+    model.save(os.path.join(model_dir, "model.keras"))
+    return str(model_dir), model
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_model_dir, tmp_path_factory):
+    from rmtl_tf.export import export_lib  # pylint: disable=import-outside-toplevel
+    return export_lib.export(tiny_model_dir[1],
+                             str(tmp_path_factory.mktemp("export")))
+
+
+def _config(tmp_path, **kwargs):
+    return evaluate_lib.EvalConfig(output_dir=str(tmp_path / "out"),
+                                   batch_size=2, num_examples=4, **kwargs)
+
+
+def test_keras_saved_model_and_tflite_agree(tiny_model_dir, exported,
+                                            tmp_path):
+    model_dir, model = tiny_model_dir
+    runs = {
+        "keras": evaluate_lib.run_evaluation(
+            _config(tmp_path / "k", model_dir=model_dir), log=lambda _: 0),
+        "saved_model": evaluate_lib.run_evaluation(
+            _config(tmp_path / "s", saved_model=exported["saved_model"]),
+            log=lambda _: 0),
+        "tflite": evaluate_lib.run_evaluation(
+            _config(tmp_path / "t", tflite=exported["tflite"],
+                    signature="serving_default"), log=lambda _: 0),
+    }
+    keras_run = runs["keras"]
+    assert keras_run["parameters"] == predictors.count_parameters(model)
+    assert "| " + model_dir + " |" in keras_run["table"]
+    with open(keras_run["json"], encoding="utf-8") as f:
+        stored = json.load(f)
+    assert stored["tasks"]["edge"]["ods_f"] == keras_run["tasks"]["edge"][
+        "ods_f"]
+    assert os.path.isfile(os.path.join(os.path.dirname(keras_run["json"]),
+                                       "pr_edge.png"))
+    for name in ("saved_model", "tflite"):
+        for task in ("semseg", "depth", "edge"):
+            assert runs[name]["headline"][task]["value"] == pytest.approx(
+                keras_run["headline"][task]["value"], abs=2e-3), (name, task)
+    # The same run again gives the same numbers: deterministic.
+    again = evaluate_lib.run_evaluation(
+        _config(tmp_path / "k2", model_dir=model_dir), log=lambda _: 0)
+    assert again["tasks"] == keras_run["tasks"]
+
+
+def test_dm_against_reference_files(tiny_model_dir, tmp_path):
+    model_dir, _ = tiny_model_dir
+    first = evaluate_lib.run_evaluation(
+        _config(tmp_path, model_dir=model_dir, tasks=["depth"]),
+        log=lambda _: 0)
+    second = evaluate_lib.run_evaluation(
+        _config(tmp_path / "again", model_dir=model_dir, tasks=["depth"],
+                references=[first["json"]]), log=lambda _: 0)
+    assert second["dm"]["value"] == 0.0
+    assert "single-task reference" in second["table"]
+
+
+@pytest.mark.parametrize("kwargs,error,message", [
+    ({"model_dir": "/nonexistent/model"}, FileNotFoundError,
+     "model_dir='/nonexistent/model'"),
+    ({"model_dir": "{model}", "tasks": ["normals"]}, ValueError,
+     r"\['normals'\] are not in"),
+    ({"model_dir": "{model}", "image_size": (64, 64)}, ValueError,
+     "takes 48x64 images"),
+    ({"model_dir": "{model}", "signature": "depth"}, ValueError,
+     "--signature is for exports"),
+    ({}, ValueError, "exactly one of"),
+    ({"saved_model": "/nonexistent/sm"}, FileNotFoundError,
+     "No SavedModel at '/nonexistent/sm'"),
+    ({"tflite": "/nonexistent/m.tflite"}, FileNotFoundError,
+     "No TFLite file"),
+])
+def test_bad_input_is_named(tiny_model_dir, tmp_path, kwargs, error,
+                            message):
+    kwargs = {k: (v.format(model=tiny_model_dir[0])
+                  if isinstance(v, str) else v) for k, v in kwargs.items()}
+    with pytest.raises(error, match=message):
+        evaluate_lib.run_evaluation(_config(tmp_path, **kwargs),
+                                    log=lambda _: 0)
+
+
+def test_signatures(exported):
+    with pytest.raises(ValueError, match="Unknown signature 'sky'"):
+        predictors.saved_model_predictor(exported["saved_model"],
+                                         signature="sky")
+    only_depth = predictors.saved_model_predictor(exported["saved_model"],
+                                                  signature="depth")
+    assert only_depth.tasks == ["depth"]
+    out = only_depth.predict(np.zeros((3, *SIZE, 3), np.float32))
+    assert list(out) == ["depth"] and out["depth"].shape == (3, *SIZE, 1)
+    per_task = predictors.tflite_predictor(exported["tflite"])
+    assert sorted(per_task.tasks) == ["depth", "edge", "semseg"]
+    assert per_task.image_size == SIZE
+    with pytest.raises(ValueError, match="Unknown signature 'sky'"):
+        predictors.tflite_predictor(exported["tflite"], signature="sky")
