@@ -5,8 +5,10 @@
 #
 #   VARIANTS=rc_ri_nff REFERENCE_VARIANT=rc_ri_nff \
 #       bash experiments/rcm_synthetic.sh [RUN_DIR]   # runs/rcm_synthetic
-#   # The paper's comparison, once the variants exist (--variant):
-#   REFERENCE_VARIANT=conv VARIANTS="shared ra_series ra_parallel rc_ri_nff" \
+#   # The paper's comparison (TASKS: any subset, default all five):
+#   TASKS="semseg depth" REFERENCE_VARIANT=conv \
+#       VARIANTS="shared ra_series ra_parallel rc_ri_nff" \
+#       OUTPUT=experiments/results/variants_synthetic.md \
 #       bash experiments/rcm_synthetic.sh runs/variants_synthetic
 #
 # Rows:
@@ -22,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUN=${1:-runs/rcm_synthetic}
-TASKS=(semseg depth normals edge saliency)
+read -r -a TASKS <<< "${TASKS:-semseg depth normals edge saliency}"
 read -r -a VARIANT_LIST <<< "${VARIANTS:-default}"
 REFERENCE=${REFERENCE_VARIANT:-default}
 COMMON=(--flagfile=configs/demo.cfg --export_dir= --seed=0)
@@ -37,7 +39,7 @@ for variant in "${VARIANT_LIST[@]}"; do
   [ "$dir" = "$FIRST" ] || bank=(--bank="npz:$FIRST/bank.npz")
   python train.py "${COMMON[@]}" $(variant_flag "$variant") "${bank[@]}" \
       --model_dir="$dir" --tasks="$(IFS=,; echo "${TASKS[*]}")"
-  ROWS+=(--row="$variant, one model, 5 tasks=$dir")
+  ROWS+=(--row="$variant, one model, ${#TASKS[@]} tasks=$dir")
 done
 SINGLE=()
 for task in "${TASKS[@]}"; do
