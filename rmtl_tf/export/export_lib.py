@@ -1,25 +1,31 @@
-"""Exports a multi-task model: one SavedModel and one TFLite file, one
-signature per task, the shared bank stored once in each.
+"""Exports a multi-task model for TF Serving and LiteRT.
 
-Layout (TF Serving's model base path is `<export_dir>/<model_name>`):
+Layout (each `<export_dir>/<name>` is a TF Serving model base path):
 
-    <export_dir>/<model_name>/<version>/          SavedModel
-    <export_dir>/<model_name>/<model_name>-<version>.tflite
+    <export_dir>/models.config                        TF Serving config
+    <export_dir>/<model_name>/<version>/              SavedModel, all tasks
+    <export_dir>/<model_name>/<model_name>-<version>.json       metadata
+    <export_dir>/<model_name>/<model_name>-<version>[-<q>].tflite
+    <export_dir>/<model_name>/packs/<task>-<version>.npz        task packs
+    <export_dir>/<model_name>_<task>_folded/...       the same for a folded
+                                                      task (same version)
 
-Signatures: one per task, named after it (`semseg`, `depth`, ...), and
-`serving_default` returning every task. Input `image`: float32
-`[batch, height, width, 3]`, RGB pixels in [0, 255] (the model normalizes
-with the ImageNet mean/std inside). Outputs are keyed by task:
-semseg/human_parts class probabilities (softmax), edge/saliency
-probabilities (sigmoid), normals unit vectors, depth metres.
+`<q>` is a quantization (`dynamic`, `float16`, `int8`); no suffix is
+float32. Signatures (see `signatures`): one per task, named after it, and
+`serving_default` returning every task; input `image`.
 
-The graphs are traced with `ReparamConv2D`'s "factorized" compute mode
-(bank convolution, then the task's 1x1 modulator). The TFLite converter
-freezes variables into constants and folds constant subexpressions: in the
-"fused" mode it would fold `bank @ modulator` into one kernel per task, a
-full copy of the bank for every task. `fold_modulators=True` asks for
-exactly that: a plain network per task, the fastest graph for one task,
-at the price of one bank copy per task in the TFLite file.
+The multi-task graphs are traced with `ReparamConv2D`'s "factorized"
+compute mode (bank convolution, then the task's 1x1 modulator). The
+TFLite converter freezes variables into constants and folds constant
+subexpressions: in the "fused" mode it would fold `bank @ modulator` into
+one kernel per task, a full copy of the bank for every task.
+`fold_modulators=True` asks for exactly that; `fold_tasks` goes further
+(modulators and BatchNorm folded, see `fold`) and writes each such task
+as its own model.
+
+Exporting again after a task was added writes the next version; the
+metadata records each task's fingerprint, so it lists which tasks are new
+and which are unchanged (their outputs are then bit-identical).
 """
 
 import contextlib
@@ -29,61 +35,38 @@ import shutil
 import tempfile
 
 import keras
-import tensorflow as tf
 
-from rmtl_tf.models.multitask_model import predictions
+from rmtl_tf.export import export_metadata, fingerprint, quantize
+from rmtl_tf.export import signatures as signatures_lib
+from rmtl_tf.export.signatures import DEFAULT_SIGNATURE, INPUT_NAME  # pylint: disable=unused-import
 
-DEFAULT_SIGNATURE = "serving_default"
-INPUT_NAME = "image"
+MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 def next_version(model_base):
     """1 + the largest integer version directory in `model_base` (or 1)."""
+    return max(versions(model_base), default=0) + 1
+
+
+def versions(model_base):
+    """The integer version directories of `model_base`, sorted."""
     if not os.path.isdir(model_base):
-        return 1
-    versions = [int(d) for d in os.listdir(model_base)
-                if re.fullmatch(r"\d+", d)
-                and os.path.isdir(os.path.join(model_base, d))]
-    return max(versions, default=0) + 1
+        return []
+    return sorted(int(d) for d in os.listdir(model_base)
+                  if re.fullmatch(r"\d+", d)
+                  and os.path.isdir(os.path.join(model_base, d)))
 
 
-def input_spec(model, batch_size=None):
-    """The serving input: float32 pixels, the model's image size."""
-    height, width = model.image_size
-    return tf.TensorSpec([batch_size, height, width, 3], tf.float32,
-                         name=INPUT_NAME)
-
-
-def _check_image(image, image_size):
-    """In-graph check of the served image, with a message naming both."""
-    expected = [-1 if s is None else s for s in image_size] + [3]
-    shape = tf.shape(image)
-    ok = tf.reduce_all([tf.logical_or(tf.equal(e, -1), tf.equal(shape[i + 1], e))
-                        for i, e in enumerate(expected)])
-    # summarize=4: print the whole received shape, not its first 3 dims.
-    tf.debugging.Assert(ok, [
-        f"image must be float32 [batch, {expected[0]}, {expected[1]}, 3] "
-        "(RGB pixels in [0, 255]); received shape", shape], summarize=4)
-    return image
-
-
-def _serving_fn(model, tasks):
-    # A task's signature runs only that task's path (`task_model`), so each
-    # signature traces one path, not every task's.
-    runner = model if list(tasks) == list(model.tasks) else (
-        model.task_model(tasks))
-
-    def serve(image):
-        image = _check_image(image, model.image_size)
-        outputs = runner(image, training=False)
-        return {t: predictions(t, outputs[t]) for t in tasks}
-    return serve
+def tflite_path(model_base, model_name, version, quantization="none"):
+    suffix = "" if quantization == "none" else f"-{quantization}"
+    return os.path.join(model_base, f"{model_name}-{version}{suffix}.tflite")
 
 
 @contextlib.contextmanager
 def _compute_mode(model, mode):
     """Traces `model`'s reparameterized convs in `mode`, then restores."""
-    layers = model.reparam_layers()
+    layers = model.reparam_layers() if hasattr(model, "reparam_layers") \
+        else []
     saved = [layer.compute_mode for layer in layers]
     try:
         for layer in layers:
@@ -94,29 +77,39 @@ def _compute_mode(model, mode):
             layer.compute_mode = old
 
 
-def write_saved_model(model, path, batch_size=None, fold_modulators=False):
+def export_image_size(model, dynamic_image_size=False):
+    """The served (height, width): the model's, or (None, None)."""
+    if dynamic_image_size:
+        return (None, None)
+    return signatures_lib.model_image_size(model)
+
+
+def write_saved_model(model, path, fold_modulators=False,
+                      dynamic_image_size=False, metadata=None):
     """Writes `model` as a SavedModel with a signature per task at `path`.
 
-    Written to a temporary directory and renamed, so `path` never holds a
-    half-written export. See the module docstring for `fold_modulators`.
+    `model` is a `MultiTaskModel` or a functional model with a dict
+    output keyed by task (a folded task). `metadata` (a JSON-able dict) is
+    stored inside as the string variable `rmtl_metadata`. Written to a
+    temporary directory and renamed, so `path` never holds a half-written
+    export. Returns the signature names.
     """
     if os.path.exists(path):
         raise FileExistsError(f"Export path already exists: {path!r}. "
                               "Choose another --version.")
-    spec = input_spec(model, batch_size)
     archive = keras.export.ExportArchive()
     # Not `archive.track(model)`: it records the `keras.Variable` wrappers,
     # the endpoints capture the `tf.Variable`s inside them, and the
     # checkpoint then stores every weight twice (keras-team/keras#23553).
     # The same `tf.Variable`s in both places are stored once.
     archive.add_variable_collection(
-        "variables", [_tf_variable(v) for v in model.variables])
-    # The first endpoint is also the default one: all tasks.
-    archive.add_endpoint(DEFAULT_SIGNATURE, _serving_fn(model, model.tasks),
-                         input_signature=[spec])
-    for task in model.tasks:
-        archive.add_endpoint(task, _serving_fn(model, [task]),
-                             input_signature=[spec])
+        "variables", [signatures_lib.tf_variable(v) for v in model.variables])
+    if metadata is not None:
+        archive.add_variable_collection(
+            export_metadata.SAVED_MODEL_ATTRIBUTE,
+            [export_metadata.as_variable(metadata)])
+    image_size = export_image_size(model, dynamic_image_size)
+    names = signatures_lib.add_endpoints(archive, model, image_size)
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".tmp-export-", dir=parent)
@@ -129,57 +122,135 @@ def write_saved_model(model, path, batch_size=None, fold_modulators=False):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return path
+    return names
 
 
-def _tf_variable(variable):
-    """The `tf.Variable` behind a `keras.Variable` (TensorFlow backend)."""
-    value = getattr(variable, "value", variable)
-    return value if isinstance(value, tf.Variable) else variable
+def write_tflite(saved_model_path, path, signature_keys, quantization="none",
+                 images=None):
+    """Converts the SavedModel's `signature_keys` into one `.tflite` file;
+    see `quantize` for the quantizations."""
+    return quantize.write_tflite(saved_model_path, path, signature_keys,
+                                 quantization, images)
 
 
-def write_tflite(saved_model_path, path, signature_keys):
-    """Converts the SavedModel's `signature_keys` into one `.tflite` file."""
-    converter = tf.lite.TFLiteConverter.from_saved_model(
-        saved_model_path, signature_keys=list(signature_keys))
-    converter.optimizations = []
-    content = converter.convert()
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(content)
-    os.replace(tmp, path)
-    return path
-
-
-def export(model, export_dir, model_name="rmtl", version=None, tflite=True,
-           fold_modulators=False):
-    """SavedModel (+ TFLite) of `model` under `export_dir/model_name/`.
-
-    Returns a dict with the paths written and the signature names.
-    """
+def _check_arguments(model, model_name, version, quantize_modes, fold_tasks):
     # A leading letter or digit: "." or ".." would put the versions in
     # `export_dir` itself or outside it.
     if not (isinstance(model_name, str)
-            and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", model_name)):
+            and MODEL_NAME_PATTERN.fullmatch(model_name)):
         raise ValueError("--model_name must be letters, digits, '_', '-' or "
                          "'.', starting with a letter or digit. "
                          f"Received: model_name={model_name!r}")
-    model_base = os.path.join(export_dir, model_name)
-    if version is None:
-        version = next_version(model_base)
-    if (isinstance(version, bool) or not isinstance(version, int)
-            or version <= 0):
+    if version is not None and (isinstance(version, bool)
+                                or not isinstance(version, int)
+                                or version <= 0):
         raise ValueError(f"--version must be a positive integer. "
                          f"Received: version={version!r}")
-    saved_model = write_saved_model(model, os.path.join(model_base,
-                                                        str(version)),
-                                    fold_modulators=fold_modulators)
-    signatures = [DEFAULT_SIGNATURE] + list(model.tasks)
-    result = {"saved_model": saved_model, "version": version,
-              "signatures": signatures, "tasks": list(model.tasks)}
-    if tflite:
-        result["tflite"] = write_tflite(
-            saved_model, os.path.join(model_base,
-                                      f"{model_name}-{version}.tflite"),
-            signatures)
+    for mode in quantize_modes:
+        quantize.check_quantization(mode)
+    for task in fold_tasks:
+        if task not in model.tasks:
+            raise ValueError(f"--fold_task: unknown task {task!r}. This "
+                             f"model's tasks are {list(model.tasks)}.")
+
+
+def _export_one(model, model_base, model_name, version, kind, tflite,
+                quantize_modes, images, dynamic_image_size, fold_modulators,
+                extra):
+    """SavedModel + metadata + TFLite files of one servable model."""
+    path = os.path.join(model_base, str(version))
+    metadata = export_metadata.build(model, model_name, version, kind,
+                                     export_image_size(model,
+                                                       dynamic_image_size),
+                                     model_base=model_base, **extra)
+    names = write_saved_model(model, path, fold_modulators=fold_modulators,
+                              dynamic_image_size=dynamic_image_size,
+                              metadata=metadata)
+    result = {"saved_model": path, "version": version, "signatures": names,
+              "tasks": signatures_lib.served_tasks(model), "tflite_files": {}}
+    for mode in (["none"] if tflite else []) + list(quantize_modes):
+        if mode in result["tflite_files"]:
+            continue
+        result["tflite_files"][mode] = write_tflite(
+            path, tflite_path(model_base, model_name, version, mode), names,
+            mode, images if mode == "int8" else None)
+    if "none" in result["tflite_files"]:
+        result["tflite"] = result["tflite_files"]["none"]
+    metadata["files"] = export_metadata.relative_files(model_base, result)
+    result["metadata"] = export_metadata.write(
+        os.path.join(model_base, f"{model_name}-{version}.json"), metadata)
     return result
+
+
+def export(model, export_dir, model_name="rmtl", version=None, tflite=True,
+           fold_modulators=False, quantize_modes=(), fold_tasks=(),
+           dynamic_image_size=False, calibration_images=None,
+           task_packs=False):
+    """SavedModel (+ TFLite files) of `model` under `export_dir/model_name/`.
+
+    Args:
+        quantize_modes: extra TFLite files, each of "dynamic", "float16",
+            "int8" (see `quantize`); also written for every folded task.
+        fold_tasks: tasks also exported folded (modulators and BatchNorm
+            folded into plain convs) as the model `<model_name>_<task>_
+            folded`, same version.
+        dynamic_image_size: serve any height and width (>= 32) instead of
+            the model's image size.
+        calibration_images: float32 `[n, H, W, 3]` for "int8"; default:
+            images of the synthetic training split at the model's size.
+        task_packs: also save each task's pack (see `task_pack`) in
+            `<model_name>/packs/`.
+
+    Returns a dict with the paths written, the version and the signature
+    names (plus `folded`: {task: the same dict for its folded model}).
+    """
+    quantize_modes, fold_tasks = list(quantize_modes), list(fold_tasks)
+    _check_arguments(model, model_name, version, quantize_modes, fold_tasks)
+    model_base = os.path.join(export_dir, model_name)
+    folded_names = {t: f"{model_name}_{t}_folded" for t in fold_tasks}
+    if version is None:
+        version = max([next_version(model_base)] + [
+            next_version(os.path.join(export_dir, n))
+            for n in folded_names.values()])
+    for name in [model_name, *folded_names.values()]:
+        path = os.path.join(export_dir, name, str(version))
+        if os.path.exists(path):
+            raise FileExistsError(f"Export path already exists: {path!r}. "
+                                  "Choose another --version.")
+    images = calibration_images
+    if "int8" in quantize_modes and images is None:
+        size = export_image_size(model)
+        images = quantize.calibration_images(
+            size if None not in size else (64, 64))
+    result = _export_one(model, model_base, model_name, version, "multitask",
+                         tflite, quantize_modes, images, dynamic_image_size,
+                         fold_modulators, {})
+    if task_packs:
+        from rmtl_tf.export import task_pack  # pylint: disable=import-outside-toplevel
+        result["packs"] = {
+            t: task_pack.save_pack(model, t, os.path.join(
+                model_base, "packs", f"{t}-{version}.npz"))
+            for t in model.tasks}
+    result["folded"] = {}
+    if fold_tasks:
+        from rmtl_tf.export import fold  # pylint: disable=import-outside-toplevel
+        bank = (fingerprint.bank_fingerprint(model)
+                if fingerprint.has_bank(model) else None)
+        for task in fold_tasks:
+            result["folded"][task] = _export_one(
+                fold.fold_task(model, task),
+                os.path.join(export_dir, folded_names[task]),
+                folded_names[task], version, "folded", tflite,
+                quantize_modes, images, dynamic_image_size, False,
+                {"bank_fingerprint": bank,
+                 "task_fingerprints": {
+                     task: fingerprint.task_fingerprint(model, task)},
+                 "folded_from": {"model_name": model_name, "task": task}})
+    result["models_config"] = export_metadata.write_models_config(export_dir)
+    return result
+
+
+def read_saved_model_metadata(saved_model_path):
+    """The metadata dict stored inside a SavedModel (no graph loaded)."""
+    return export_metadata.read_from_saved_model(saved_model_path)
+

@@ -7,7 +7,7 @@ failure deep inside.
 
 import numpy as np
 
-from rmtl_tf.export.export_lib import INPUT_NAME
+from rmtl_tf.export.signatures import INPUT_NAME, MIN_IMAGE_SIZE
 
 
 def check_image(image, expected_shape, signature, available):
@@ -23,9 +23,16 @@ def check_image(image, expected_shape, signature, available):
             ".")
     expected = [None if (s is None or s < 0) else int(s)
                 for s in expected_shape]
-    if image.ndim != len(expected) or any(
+    # A dynamic height or width takes any size the network runs at.
+    too_small = [axis for axis in (1, 2) if image.ndim == 4
+                 and len(expected) == 4 and expected[axis] is None
+                 and image.shape[axis] < MIN_IMAGE_SIZE]
+    if image.ndim != len(expected) or too_small or any(
             e is not None and e != s for e, s in zip(expected, image.shape)):
-        shown = ["batch" if e is None else e for e in expected]
+        names = {0: "batch", 1: f"height>={MIN_IMAGE_SIZE}",
+                 2: f"width>={MIN_IMAGE_SIZE}"}
+        shown = [names.get(i, "any") if e is None else e
+                 for i, e in enumerate(expected)]
         raise ValueError(
             f"Signature {signature!r} takes an image of shape {shown} "
             f"(batch, height, width, channels); received shape "
@@ -52,20 +59,29 @@ class SavedModelRunner:
 
 
 class TFLiteRunner:
-    """Runs the signatures of an exported `.tflite` file (LiteRT)."""
+    """Runs the signatures of an exported `.tflite` file (LiteRT).
 
-    def __init__(self, path, num_threads=None):
-        from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
+    `xnnpack=True` (LiteRT's default) runs float and int8 kernels through
+    the XNNPACK delegate, with `num_threads` threads; False uses the
+    built-in kernels only.
+    """
+
+    def __init__(self, path, num_threads=None, xnnpack=True):
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType  # pylint: disable=import-outside-toplevel
+        resolver = (OpResolverType.BUILTIN if xnnpack else
+                    OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         self.interpreter = Interpreter(model_path=path,
-                                       num_threads=num_threads)
+                                       num_threads=num_threads,
+                                       experimental_op_resolver_type=resolver)
         self.signatures = self.interpreter.get_signature_list()
+        self._runners = {name: self.interpreter.get_signature_runner(name)
+                         for name in self.signatures}
 
     def __call__(self, image, signature="serving_default"):
         expected = []
-        if signature in self.signatures:
-            runner = self.interpreter.get_signature_runner(signature)
+        runner = self._runners.get(signature)
+        if runner is not None:
             details = runner.get_input_details()[INPUT_NAME]
             expected = [int(s) for s in details["shape_signature"]]
         image = check_image(image, expected, signature, self.signatures)
-        return self.interpreter.get_signature_runner(signature)(
-            **{INPUT_NAME: image})
+        return runner(**{INPUT_NAME: image})

@@ -28,6 +28,7 @@ def _run(script, *args, expect_ok=True):
 
 def _model_outputs(model_dir, images):
     import keras  # pylint: disable=import-outside-toplevel
+    import rmtl_tf  # pylint: disable=import-outside-toplevel,unused-import  # Registers the classes.
     model = keras.models.load_model(os.path.join(model_dir, "model.keras"))
     out = model.predict(images, verbose=0)
     return model.tasks, {k: np.asarray(v) for k, v in out.items()}

@@ -23,25 +23,34 @@ from rmtl_tf.export import export_lib
 IMAGE_SIZE = (32, 32)
 SMALL = {"head_channels": 16, "low_level_channels": 8}
 WIDE = {"width_multiplier": 4.0, "head_channels": 8, "low_level_channels": 8}
+ALL_TASKS = ("semseg", "depth", "normals", "edge", "saliency")
+# The two-task export also writes depth folded (test_fold.py): one export
+# shared by the runner, signature, client, quantization and fold tests.
+FOLD_TASKS = {("semseg", "depth"): ("depth",)}
+
+
+def randomize_task(model, task, seed):
+    """Adds seeded noise to `task`'s own weights; keeps them sane."""
+    rng = np.random.default_rng(seed)
+    for variable in model.task_variables(task):
+        value = variable.numpy() + 0.05 * rng.standard_normal(
+            variable.shape).astype(np.float32)
+        if "moving_variance" in variable.path:
+            value = np.abs(value) + 1e-3
+        variable.assign(value)
 
 
 def randomize_task_weights(model, seed):
-    """Adds seeded noise to every task's own weights; keeps them sane."""
-    rng = np.random.default_rng(seed)
-    for task in model.tasks:
-        for variable in model.task_variables(task):
-            value = variable.numpy() + 0.05 * rng.standard_normal(
-                variable.shape).astype(np.float32)
-            if "moving_variance" in variable.path:
-                value = np.abs(value) + 1e-3
-            variable.assign(value)
+    """Adds seeded noise to every task's own weights."""
+    for i, task in enumerate(model.tasks):
+        randomize_task(model, task, seed * 100 + i)
 
 
-def build(tasks, family, seed=0):
+def build(tasks, family, seed=0, image_size=IMAGE_SIZE):
     keras.utils.set_random_seed(seed)  # The bank's initializer too.
     model = rmtl_tf.build_model("resnet_tiny", list(tasks),
                                 num_classes={"semseg": 6},
-                                image_size=IMAGE_SIZE, **family)
+                                image_size=image_size, **family)
     randomize_task_weights(model, seed)
     return model
 
@@ -56,8 +65,10 @@ def exported(tmp_path_factory):
         if key not in cache:
             model = build(tasks, WIDE)
             export_dir = tmp_path_factory.mktemp("export")
-            result = export_lib.export(model, str(export_dir),
-                                       fold_modulators=fold_modulators)
+            result = export_lib.export(
+                model, str(export_dir), fold_modulators=fold_modulators,
+                fold_tasks=() if fold_modulators else FOLD_TASKS.get(
+                    tuple(tasks), ()))
             cache[key] = (model, result)
         return cache[key]
 

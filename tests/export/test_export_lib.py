@@ -82,8 +82,11 @@ def test_export_layout(exported):
     assert os.path.isfile(result["tflite"])
     assert result["signatures"] == ["serving_default", *model.tasks]
     assert result["tasks"] == list(model.tasks)
+    assert result["metadata"] == os.path.join(base, "rmtl-1.json")
+    assert result["models_config"] == os.path.join(
+        os.path.dirname(base), "models.config")
     # No temporary directory is left behind.
-    assert sorted(os.listdir(base)) == ["1", "rmtl-1.tflite"]
+    assert sorted(os.listdir(base)) == ["1", "rmtl-1.json", "rmtl-1.tflite"]
 
 
 def test_next_version(tmp_path):
@@ -101,7 +104,8 @@ def test_versions_increment_and_existing_version_is_kept(small_model,
     second = export_lib.export(small_model, str(tmp_path), model_name="m")
     assert (first["version"], second["version"]) == (1, 2)
     base = tmp_path / "m"
-    assert sorted(os.listdir(base)) == ["1", "2", "m-2.tflite"]
+    assert sorted(os.listdir(base)) == ["1", "2", "m-1.json", "m-2.json",
+                                        "m-2.tflite"]
     for version in ("1", "2"):
         assert (base / version / "saved_model.pb").is_file()
     before = _snapshot(str(base))
@@ -174,7 +178,8 @@ def test_saved_model_stores_each_variable_once(exported, saved_model):
     checkpoint = os.path.join(result["saved_model"], "variables",
                               "variables")
     stored = [shape for name, shape in tf.train.list_variables(checkpoint)
-              if name != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+              if name != "_CHECKPOINTABLE_OBJECT_GRAPH"
+              and not name.startswith("rmtl_metadata/")]
     assert len(stored) == len(model.variables)
     assert sum(int(np.prod(s)) for s in stored) == _numel(model.variables)
     _, loaded = saved_model
