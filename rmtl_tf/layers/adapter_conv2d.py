@@ -186,10 +186,9 @@ class AdapterConv2D(keras.layers.Layer):
             epsilon=self.bn_epsilon)
 
     def compute_output_shape(self, input_shape):
-        spec = reparam_conv2d.ReparamConv2D(
-            self.filters, self.kernel_size, strides=self.strides,
-            padding=self.padding, dilation_rate=self.dilation_rate)
-        return spec.compute_output_shape(input_shape)
+        return reparam_conv2d.bank_conv_output_shape(
+            input_shape, self.filters, self.kernel_size, self.strides,
+            self.padding, self.dilation_rate)
 
     def get_config(self):
         config = super().get_config()
@@ -204,23 +203,8 @@ class AdapterConv2D(keras.layers.Layer):
         })
         return config
 
-    def _named_variables(self):
-        named = {"bank": self.bank}
-        for task in self.tasks:
-            for variable in self.task_variables(task):
-                named[variable.name] = variable
-        return named
-
     def save_own_variables(self, store):
-        for name, variable in self._named_variables().items():
-            store[name] = variable.numpy()
+        reparam_conv2d.save_bank_and_tasks(self, store)
 
     def load_own_variables(self, store):
-        named = self._named_variables()
-        if set(store.keys()) != set(named):
-            raise ValueError(
-                f"Layer {self.name!r} cannot load these weights: missing "
-                f"{sorted(set(named) - set(store.keys()))}, unexpected "
-                f"{sorted(set(store.keys()) - set(named))}.")
-        for name, variable in named.items():
-            variable.assign(store[name])
+        reparam_conv2d.load_bank_and_tasks(self, store)

@@ -71,6 +71,60 @@ def bank_conv(inputs, kernel, strides, padding, dilation_rate):
                     dilation_rate=dilation_rate, data_format="channels_last")
 
 
+def bank_conv_output_shape(input_shape, filters, kernel_size, strides,
+                           padding, dilation_rate):
+    """Output shape of `bank_conv` for a channels-last `input_shape`."""
+    spatial = []
+    for i, size in enumerate(input_shape[1:3]):
+        if size is None:
+            spatial.append(None)
+            continue
+        effective = (kernel_size[i] - 1) * dilation_rate[i] + 1
+        if padding == "same":
+            spatial.append(-(-size // strides[i]))
+            continue
+        if isinstance(padding, tuple):
+            size = size + 2 * padding[i]
+        spatial.append((size - effective) // strides[i] + 1)
+    return (input_shape[0], *spatial, filters)
+
+
+def save_bank_and_tasks(layer, store):
+    """Saves `layer.bank` and every task's variables under stable names."""
+    for name, variable in _bank_and_task_variables(layer).items():
+        store[name] = variable.numpy()
+
+
+def load_bank_and_tasks(layer, store):
+    """Loads what `save_bank_and_tasks` wrote, checking names and shapes."""
+    named = _bank_and_task_variables(layer)
+    stored = set(store.keys())
+    if stored != set(named):
+        raise ValueError(
+            f"Layer {layer.name!r} cannot load these weights: missing "
+            f"{sorted(set(named) - stored)}, unexpected "
+            f"{sorted(stored - set(named))}. The checkpoint was written "
+            "by a model with other tasks or another architecture."
+        )
+    for name, variable in named.items():
+        value = store[name]
+        if tuple(value.shape) != tuple(variable.shape):
+            raise ValueError(
+                f"Layer {layer.name!r}: weight {name!r} has shape "
+                f"{tuple(value.shape)} in the checkpoint, expected "
+                f"{tuple(variable.shape)}."
+            )
+        variable.assign(value)
+
+
+def _bank_and_task_variables(layer):
+    named = {"bank": layer.bank}
+    for task in layer.tasks:
+        for variable in layer.task_variables(task):
+            named[variable.name] = variable
+    return named
+
+
 @keras.saving.register_keras_serializable(package="rmtl_tf")
 class ReparamConv2D(keras.layers.Layer):
     """Reparameterized 2-D convolution: `y = Wt_task . (Ws * x)`.
@@ -310,19 +364,9 @@ class ReparamConv2D(keras.layers.Layer):
                          self.dilation_rate)
 
     def compute_output_shape(self, input_shape):
-        spatial = []
-        for i, size in enumerate(input_shape[1:3]):
-            if size is None:
-                spatial.append(None)
-                continue
-            effective = (self.kernel_size[i] - 1) * self.dilation_rate[i] + 1
-            if self.padding == "same":
-                spatial.append(-(-size // self.strides[i]))
-                continue
-            if isinstance(self.padding, tuple):
-                size = size + 2 * self.padding[i]
-            spatial.append((size - effective) // self.strides[i] + 1)
-        return (input_shape[0], *spatial, self.filters)
+        return bank_conv_output_shape(
+            input_shape, self.filters, self.kernel_size, self.strides,
+            self.padding, self.dilation_rate)
 
     # -- serialization ---------------------------------------------------------
 
@@ -346,33 +390,8 @@ class ReparamConv2D(keras.layers.Layer):
         )
         return config
 
-    def _named_variables(self):
-        named = {"bank": self.bank}
-        for task in self.tasks:
-            for variable in self.task_variables(task):
-                named[variable.name] = variable
-        return named
-
     def save_own_variables(self, store):
-        for name, variable in self._named_variables().items():
-            store[name] = variable.numpy()
+        save_bank_and_tasks(self, store)
 
     def load_own_variables(self, store):
-        named = self._named_variables()
-        stored = set(store.keys())
-        if stored != set(named):
-            raise ValueError(
-                f"Layer {self.name!r} cannot load these weights: missing "
-                f"{sorted(set(named) - stored)}, unexpected "
-                f"{sorted(stored - set(named))}. The checkpoint was written "
-                "by a model with other tasks or another architecture."
-            )
-        for name, variable in named.items():
-            value = store[name]
-            if tuple(value.shape) != tuple(variable.shape):
-                raise ValueError(
-                    f"Layer {self.name!r}: weight {name!r} has shape "
-                    f"{tuple(value.shape)} in the checkpoint, expected "
-                    f"{tuple(variable.shape)}."
-                )
-            variable.assign(value)
+        load_bank_and_tasks(self, store)
