@@ -22,11 +22,11 @@ other = install_pack(other, "depth.npz")      # other + depth, same bank
 import dataclasses
 import json
 import os
-import tempfile
 
 import numpy as np
 
 from rmtl_tf.export import fingerprint
+from rmtl_tf.models import bank as bank_lib
 
 FORMAT = "rmtl_task_pack"
 FORMAT_VERSION = 1
@@ -89,17 +89,7 @@ def save_pack(model, task, path):
     arrays = dict(pack.weights)
     arrays[METADATA_KEY] = np.frombuffer(
         json.dumps(metadata, sort_keys=True).encode(), np.uint8)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    bank_lib.atomic_save_npz(path, arrays)
     return path
 
 

@@ -55,12 +55,18 @@ def weights_from_plain(plain_model):
 
 def save_bank(path, weights):
     """Writes bank weights to an `.npz`, atomically."""
+    atomic_save_npz(path, weights)
+
+
+def atomic_save_npz(path, arrays):
+    """`np.savez(path, **arrays)` through a temporary file and a rename, so
+    `path` never holds half a file."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **weights)
+            np.savez(f, **arrays)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
