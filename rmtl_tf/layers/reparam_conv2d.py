@@ -56,15 +56,24 @@ def bank_conv(inputs, kernel, strides, padding, dilation_rate):
     zero padding. Explicit padding is part of the convolution op, not a
     separate `Pad` op, so graph optimizers cannot merge it across tasks and
     fuse differently in one- and many-task graphs.
+
+    On TensorFlow this is always one `Conv2D` op: `keras.ops.conv` runs
+    dilated convolutions through `tf.nn.convolution`, which wraps them in
+    `SpaceToBatchND`/`BatchToSpaceND`, 4x to 45x slower on the CPU for the
+    rates of layer4 and ASPP (benchmarks/bench_speed.py, `atrous` part).
     """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+        if isinstance(padding, tuple):
+            (ph, pw) = padding
+            padding = [[0, 0], [ph, ph], [pw, pw], [0, 0]]
+        else:
+            padding = padding.upper()
+        return tf.nn.conv2d(inputs, kernel, strides=(1, *strides, 1),
+                            padding=padding,
+                            dilations=(1, *dilation_rate, 1))
     if isinstance(padding, tuple):
         (ph, pw) = padding
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf  # pylint: disable=import-outside-toplevel
-            return tf.nn.conv2d(
-                inputs, kernel, strides=(1, *strides, 1),
-                padding=[[0, 0], [ph, ph], [pw, pw], [0, 0]],
-                dilations=(1, *dilation_rate, 1))
         inputs = ops.pad(inputs, [[0, 0], [ph, ph], [pw, pw], [0, 0]])
         padding = "valid"
     return ops.conv(inputs, kernel, strides=strides, padding=padding,
