@@ -45,10 +45,9 @@ def weights_from_plain(plain_model):
     """Bank weights dict from a plain backbone's conv and BN layers."""
     weights = {}
     for layer in plain_model.layers:
-        kind = type(layer).__name__
         if isinstance(layer, keras.layers.Conv2D):
             weights[f"{layer.name}/kernel"] = layer.kernel.numpy()
-        elif kind == "BatchNormalization":
+        elif isinstance(layer, keras.layers.BatchNormalization):
             for attr in BN_WEIGHTS:
                 weights[f"{layer.name}/{attr}"] = getattr(layer, attr).numpy()
     return weights

@@ -21,6 +21,7 @@ import keras
 
 from rmtl_tf.layers.adapter_conv2d import AdapterConv2D
 from rmtl_tf.layers.atrous_conv2d import AtrousConv2D
+from rmtl_tf.layers.fused_batch_norm import FusedBatchNormalization
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
 
 MODES = ("reparam", "ra_series", "ra_parallel", "conv", "shared", "plain")
@@ -132,7 +133,7 @@ class LayerFactory:
         name = self.task_name(base, task)
         if task is not None:
             self.owners[name] = task
-        return self._get(name, lambda: keras.layers.BatchNormalization(
+        return self._get(name, lambda: FusedBatchNormalization(
             momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name))
 
     def shared(self, name, make):
