@@ -51,7 +51,7 @@ class LayerFactory:
         reuse: optional dict name -> layer of an existing model.
     """
 
-    def __init__(self, mode, tasks, nff=True, compute_mode="fused",
+    def __init__(self, mode, tasks, nff=True, compute_mode="auto",
                  reuse=None):
         if mode not in MODES:
             raise ValueError(
