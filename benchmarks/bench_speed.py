@@ -228,7 +228,7 @@ def _child(args, quick):
     return bench_sizes(quick)
 
 
-def _ratios(report, authors):
+def _ratios(report, authors, quick):
     speeds = {k: v["images_per_s"] for k, v in report.items()
               if k.startswith("train_") and "images_per_s" in v}
     ratios = {}
@@ -236,14 +236,16 @@ def _ratios(report, authors):
     for name, value in speeds.items():
         if base and name != "train_float32_auto":
             ratios[f"{name}_vs_float32_auto"] = round(value / base, 3)
-        ratios[f"{name}_vs_authors"] = round(
-            value / authors["train_images_per_s"], 3)
+        if not quick:  # The authors' figures are for the full size.
+            ratios[f"{name}_vs_authors"] = round(
+                value / authors["train_images_per_s"], 3)
     infer = report.get("infer", {}).get("ms_per_image", {})
     bf16 = report.get("infer_onednn_bf16", {}).get("ms_per_image", {})
     for task, times in infer.items():
         for kind, ms in times.items():
-            ratios[f"infer_{task}_{kind}_vs_authors"] = round(
-                authors["infer_ms_per_image"] / ms, 3)
+            if not quick:
+                ratios[f"infer_{task}_{kind}_vs_authors"] = round(
+                    authors["infer_ms_per_image"] / ms, 3)
         if "saved_model" in bf16.get(task, {}):
             ratios[f"infer_{task}_saved_model_bf16_speedup"] = round(
                 times["saved_model"] / bf16[task]["saved_model"], 3)
@@ -295,7 +297,7 @@ def main():
                 continue
             report[name] = json.loads(proc.stdout.strip().splitlines()[-1])
             print(f"{name}: {report[name]}", file=sys.stderr)
-    report["ratios"] = _ratios(report, authors)
+    report["ratios"] = _ratios(report, authors, args.quick)
     print(json.dumps(report, indent=2))
 
 
