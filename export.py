@@ -48,6 +48,11 @@ _FOLD_MODULATORS = flags.DEFINE_bool(
     "fold_modulators", False,
     "Trace the fused graph: the TFLite file then holds a plain network per "
     "task (fastest for one task), with one bank copy per task.")
+_PRECISION = flags.DEFINE_enum(
+    "precision", "float32", ["float32", "bfloat16"],
+    "Compute dtype of the SavedModel's signatures. bfloat16: several times "
+    "faster on CPUs with AMX/AVX512-BF16, float32 inputs and outputs, "
+    "weights stored once in float32; TFLite files stay float32.")
 flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
@@ -95,7 +100,8 @@ def main(argv):
         tflite=_TFLITE.value, fold_modulators=_FOLD_MODULATORS.value,
         quantize_modes=modes, fold_tasks=_FOLD_TASK.value,
         dynamic_image_size=_DYNAMIC_IMAGE_SIZE.value,
-        calibration_images=images, task_packs=_TASK_PACKS.value)
+        calibration_images=images, task_packs=_TASK_PACKS.value,
+        precision=_PRECISION.value)
     _print_result(result)
     for task, folded in result["folded"].items():
         print(f"Folded {task}:")
