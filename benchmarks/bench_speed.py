@@ -19,9 +19,10 @@ Parts:
           benchmarks/bench_authors_pytorch.py (run it right after).
   xla     the same with jit_compile=True (slow on CPU: about 12 s/step).
   infer   per-task latency at batch 1, 425x560: Keras (tf.function),
-          SavedModel signature, TFLite signature (XNNPACK, 2 threads), and
-          the SavedModel with TensorFlow's oneDNN bfloat16 graph rewrite
-          (`auto_mixed_precision_onednn_bfloat16`, AMX/AVX512-BF16 CPUs).
+          SavedModel signature, TFLite signature (XNNPACK, 2 threads), the
+          `export.py --precision=bfloat16` SavedModel, and the float32
+          SavedModel under TensorFlow's oneDNN bfloat16 graph rewrite
+          (`auto_mixed_precision_onednn_bfloat16`; AMX/AVX512-BF16 CPUs).
   sizes   export sizes (SavedModel variables, TFLite) for 1..3 tasks against
           the bank's size.
 Reference (authors' PyTorch code on this kind of machine, shared/
@@ -160,6 +161,14 @@ def bench_infer(quick, precision="float32"):
             if tfl is not None:
                 result["ms_per_image"][task]["tflite"] = _time(
                     lambda: tfl(image, task), repeats)
+        if precision == "float32":
+            bf16 = export_lib.export(model, tmp, model_name="bf16",
+                                     tflite=False, precision="bfloat16")
+            bf16_saved = tf.saved_model.load(bf16["saved_model"])
+            for task in model.tasks:
+                sig = bf16_saved.signatures[task]
+                result["ms_per_image"][task]["saved_model_bfloat16"] = _time(
+                    lambda: sig(image=tf.constant(image)), repeats)
         result["ms_per_image"]["serving_default_all_tasks"] = {
             "saved_model": _time(
                 lambda: saved.signatures["serving_default"](
