@@ -10,23 +10,68 @@ from rmtl_tf.visualization.image_summaries import write_task_images
 
 
 class CheckpointCallback(keras.callbacks.Callback):
-    """Writes an atomic checkpoint of `model` and `optimizer` every epoch."""
+    """Writes an atomic checkpoint of `model` and `optimizer` every epoch.
 
-    def __init__(self, directory, model, optimizer, steps_per_epoch):
+    The step is the optimizer's `iterations`, and no checkpoint is written
+    of weights that are NaN or Inf: the last good one stays in force.
+    """
+
+    def __init__(self, directory, model, optimizer, steps_per_epoch,
+                 run=None, task=None):
         super().__init__()
         self.directory = directory
         self.full_model = model
         self.optimizer = optimizer
         self.steps_per_epoch = steps_per_epoch
+        self.run = run
+        self.task = task
 
     def on_epoch_end(self, epoch, logs=None):
+        step = (epoch + 1) * self.steps_per_epoch
         if logs and not np.isfinite(logs.get("loss", 0.0)):
             raise FloatingPointError(
-                f"Loss is {logs['loss']} at step "
-                f"{(epoch + 1) * self.steps_per_epoch}; the last good "
+                f"Loss is {logs['loss']} at step {step}; the last good "
                 f"checkpoint in {self.directory!r} is kept.")
+        where = f" of task {self.task!r}" if self.task else ""
+        checkpoint.check_finite(self.full_model, step, where)
         checkpoint.save(self.directory, self.full_model, self.optimizer,
-                        (epoch + 1) * self.steps_per_epoch)
+                        step, run=self.run)
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or Inf.
+
+    Raises `FloatingPointError` naming the task, the step (1-based, counted
+    over the whole task, resumed steps included) and the last good
+    checkpoint, which stays in force (it is checked before every batch's
+    update is checkpointed: see `CheckpointCallback`).
+    """
+
+    def __init__(self, task, steps_per_epoch, checkpoint_dir=None):
+        super().__init__()
+        self.task = task
+        self.steps_per_epoch = steps_per_epoch
+        self.checkpoint_dir = checkpoint_dir
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or np.isfinite(loss):
+            return
+        step = self.epoch * self.steps_per_epoch + batch + 1
+        kept = "no checkpoint was written yet"
+        if self.checkpoint_dir:
+            state = checkpoint.latest(self.checkpoint_dir)
+            if state:
+                kept = (f"the last good checkpoint (step {state['step']}) in "
+                        f"{self.checkpoint_dir!r} is kept")
+        raise FloatingPointError(
+            f"Loss of task {self.task!r} is {float(loss)} at step {step}; "
+            f"training stopped and {kept}. Lower --learning_rate or check "
+            "the data.")
 
 
 class ImageSummary(keras.callbacks.Callback):

@@ -52,6 +52,8 @@ class TrainConfig:
     seed: int = 0
     jit_compile: bool = False
     export_dir: Optional[str] = None
+    deterministic: bool = False
+    overwrite: bool = False
 
     def __post_init__(self):
         self.tasks = tuple(registry.parse_tasks(self.tasks))

@@ -27,7 +27,8 @@ from rmtl_tf.models import response_init
 from rmtl_tf.models.multitask_model import MultiTaskModel, add_task
 from rmtl_tf.tasks import registry
 from rmtl_tf.training import checkpoint, pretrain_lib
-from rmtl_tf.training.callbacks import CheckpointCallback, ImageSummary
+from rmtl_tf.training.callbacks import (CheckpointCallback, ImageSummary,
+                                        NaNGuard)
 
 MODEL_FILE = "model.keras"
 BANK_FILE = "bank.npz"
@@ -103,6 +104,43 @@ def _optimizer(config, total_steps):
                                 weight_decay=config.weight_decay or None)
 
 
+# Settings a checkpoint must agree with to be resumed: they decide the
+# trajectory (data order, batches, schedule), unlike paths or speed flags.
+RUN_FIELDS = ("dataset", "augment", "image_size", "batch_size", "train_steps",
+              "checkpoint_every", "learning_rate", "momentum", "weight_decay",
+              "poly_power", "train_examples", "seed")
+
+
+def seed_everything(config):
+    """Seeds Python, NumPy and TensorFlow/Keras from `config.seed`, and with
+    `config.deterministic` turns on TensorFlow's op determinism."""
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+        tf.config.experimental.enable_op_determinism()
+
+
+def _run_settings(task, config):
+    settings = {f: getattr(config, f) for f in RUN_FIELDS}
+    settings["image_size"] = list(settings["image_size"])
+    return {"task": task, **settings}
+
+
+def _restore(ckpt_dir, model, optimizer, task, config, log):
+    """Restores `ckpt_dir` (the step, 0 if none); with `--overwrite`, a
+    checkpoint that conflicts with the flags or is damaged is discarded."""
+    try:
+        return checkpoint.restore(ckpt_dir, model, optimizer,
+                                  run=_run_settings(task, config))
+    except (ValueError, FileNotFoundError) as e:
+        if not config.overwrite:
+            raise
+        log(f"--overwrite: discarding the checkpoints of task {task!r} "
+            f"({e})")
+        shutil.rmtree(ckpt_dir)
+        return 0
+
+
 def train_task(model, task, config, log=print):
     """Trains `task`'s own variables for `config.train_steps` steps.
 
@@ -119,20 +157,23 @@ def train_task(model, task, config, log=print):
                        jit_compile=config.jit_compile)
     optimizer.build(task_model.trainable_variables)
     ckpt_dir = os.path.join(config.model_dir, "checkpoints", task)
-    start = checkpoint.restore(ckpt_dir, model, optimizer)
+    start = _restore(ckpt_dir, model, optimizer, task, config, log)
     if start:
         log(f"Resuming task {task!r} from step {start}.")
     train_ds = datasets.load_split(
         config.dataset, "train", [task], config.image_size,
         config.batch_size, config.train_examples, seed=config.seed,
-        data_dir=config.data_dir, training=True, augment=config.augment)
+        data_dir=config.data_dir, training=True, augment=config.augment,
+        start_batch=start)
     val_ds = datasets.load_split(
         config.dataset, "validation", [task], config.image_size,
         config.batch_size, config.batch_size, seed=config.seed,
         data_dir=config.data_dir)
     log_dir = os.path.join(config.model_dir, "logs", task)
     callbacks = [
-        CheckpointCallback(ckpt_dir, model, optimizer, steps_per_epoch),
+        NaNGuard(task, steps_per_epoch, ckpt_dir),
+        CheckpointCallback(ckpt_dir, model, optimizer, steps_per_epoch,
+                           run=_run_settings(task, config), task=task),
         keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False),
         ImageSummary(log_dir, task_model, val_ds, task),
     ]
@@ -158,6 +199,7 @@ def train_task(model, task, config, log=print):
 
 def train(config, log=print):
     """Trains every task of `config.tasks` the model does not have yet."""
+    seed_everything(config)
     datasets.check_available(config.dataset, config.data_dir,
                              manual_dir=config.manual_dir,
                              download=config.download,
