@@ -48,6 +48,9 @@ _FOLD_MODULATORS = flags.DEFINE_bool(
     "fold_modulators", False,
     "Trace the fused graph: the TFLite file then holds a plain network per "
     "task (fastest for one task), with one bank copy per task.")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Replace the files of an existing --version "
+    "(without it, an existing version is an error and is left intact).")
 flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
@@ -95,7 +98,8 @@ def main(argv):
         tflite=_TFLITE.value, fold_modulators=_FOLD_MODULATORS.value,
         quantize_modes=modes, fold_tasks=_FOLD_TASK.value,
         dynamic_image_size=_DYNAMIC_IMAGE_SIZE.value,
-        calibration_images=images, task_packs=_TASK_PACKS.value)
+        calibration_images=images, task_packs=_TASK_PACKS.value,
+        overwrite=_OVERWRITE.value)
     _print_result(result)
     for task, folded in result["folded"].items():
         print(f"Folded {task}:")

@@ -29,6 +29,7 @@ and which are unchanged (their outputs are then bit-identical).
 """
 
 import contextlib
+import glob
 import os
 import re
 import shutil
@@ -182,10 +183,52 @@ def _export_one(model, model_base, model_name, version, kind, tflite,
     return result
 
 
+def version_files(export_dir, model_name, version):
+    """The existing files and directories of `version` of `model_name`:
+    its SavedModel, metadata, TFLite files and task packs."""
+    base = os.path.join(export_dir, model_name)
+    pattern = glob.escape(base)
+    found = [os.path.join(base, str(version))]
+    found += glob.glob(os.path.join(pattern, f"{model_name}-{version}.json"))
+    found += glob.glob(os.path.join(pattern,
+                                    f"{model_name}-{version}.tflite"))
+    found += glob.glob(os.path.join(pattern,
+                                    f"{model_name}-{version}-*.tflite"))
+    found += glob.glob(os.path.join(pattern, "packs", f"*-{version}.npz"))
+    return sorted(p for p in set(found) if os.path.lexists(p))
+
+
+@contextlib.contextmanager
+def _replacing(paths, export_dir):
+    """Moves `paths` aside; restores them if the body fails, else deletes
+    them: an export that fails leaves the old version intact."""
+    if not paths:
+        yield
+        return
+    backup = tempfile.mkdtemp(prefix=".tmp-overwrite-", dir=export_dir)
+    moved = []
+    try:
+        for i, path in enumerate(paths):
+            target = os.path.join(backup, f"old-{i}")
+            os.replace(path, target)
+            moved.append((path, target))
+        yield
+    except BaseException:
+        for path, target in moved:
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
+                os.remove(path)
+            os.replace(target, path)
+        shutil.rmtree(backup, ignore_errors=True)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+
+
 def export(model, export_dir, model_name="rmtl", version=None, tflite=True,
            fold_modulators=False, quantize_modes=(), fold_tasks=(),
            dynamic_image_size=False, calibration_images=None,
-           task_packs=False):
+           task_packs=False, overwrite=False):
     """SavedModel (+ TFLite files) of `model` under `export_dir/model_name/`.
 
     Args:
@@ -200,6 +243,9 @@ def export(model, export_dir, model_name="rmtl", version=None, tflite=True,
             images of the synthetic training split at the model's size.
         task_packs: also save each task's pack (see `task_pack`) in
             `<model_name>/packs/`.
+        overwrite: replace the files of an existing `version` (otherwise
+            a `FileExistsError` names them). The old files are moved aside
+            and restored if the export fails.
 
     Returns a dict with the paths written, the version and the signature
     names (plus `folded`: {task: the same dict for its folded model}).
@@ -212,11 +258,24 @@ def export(model, export_dir, model_name="rmtl", version=None, tflite=True,
         version = max([next_version(model_base)] + [
             next_version(os.path.join(export_dir, n))
             for n in folded_names.values()])
-    for name in [model_name, *folded_names.values()]:
-        path = os.path.join(export_dir, name, str(version))
-        if os.path.exists(path):
-            raise FileExistsError(f"Export path already exists: {path!r}. "
-                                  "Choose another --version.")
+    existing = [p for name in [model_name, *folded_names.values()]
+                for p in version_files(export_dir, name, version)]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"Version {version} already exists in export_dir="
+            f"{export_dir!r}: {existing[:4]}. Choose another --version, or "
+            "pass --overwrite to replace it.")
+    with _replacing(existing, export_dir):
+        return _export(model, export_dir, model_name, version, tflite,
+                       fold_modulators, quantize_modes, fold_tasks,
+                       dynamic_image_size, calibration_images, task_packs,
+                       folded_names)
+
+
+def _export(model, export_dir, model_name, version, tflite, fold_modulators,
+            quantize_modes, fold_tasks, dynamic_image_size,
+            calibration_images, task_packs, folded_names):
+    model_base = os.path.join(export_dir, model_name)
     images = calibration_images
     if "int8" in quantize_modes and images is None:
         size = export_image_size(model)
