@@ -80,7 +80,8 @@ def _print_result(result, indent=""):
 def main(argv):
     logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines.
     if len(argv) > 1:
-        raise ValueError(f"Unexpected arguments: {argv[1:]}")
+        raise ValueError(f"Unexpected arguments: {argv[1:]}. Flags are "
+                         "--name=value (in a --flagfile, one per line).")
     from rmtl_tf.export import export_lib, quantize  # pylint: disable=import-outside-toplevel
     from rmtl_tf.training.train_lib import load_model  # pylint: disable=import-outside-toplevel
     modes = [m for m in _QUANTIZE.value if m != "none"]

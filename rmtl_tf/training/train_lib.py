@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import time
+import zipfile
 
 import keras
 import numpy as np
@@ -44,7 +45,12 @@ def load_model(model_dir):
         raise FileNotFoundError(
             f"No trained model in model_dir={model_dir!r} (expected "
             f"{path!r}). Train one first with train.py --model_dir=...")
-    return keras.models.load_model(path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path!r} is not a .keras file (not a zip archive): damaged or "
+            "truncated. Restore it, or retrain into a new --model_dir.")
+    # safe_mode: a saved file never brings code (no lambdas are loaded).
+    return keras.models.load_model(path, safe_mode=True)
 
 
 def check_architecture(model, config):
