@@ -177,3 +177,26 @@ def test_checkpoint_of_other_settings_needs_overwrite(tmp_path, monkeypatch):
     assert any(line.startswith("--overwrite: discarding") for line in lines)
     assert not any(line.startswith("Resuming") for line in lines)
     assert summary["tasks"]["semseg"]["steps"] == 8
+
+
+def test_learning_rate_schedule_continues_from_the_restored_step(tmp_path):
+    config = _config(tmp_path, learning_rate=0.1, train_steps=10)
+
+    def setup():
+        model = train_lib.MultiTaskModel(
+            tasks=["semseg"], num_classes={"semseg": 4}, image_size=(32, 32),
+            **config.architecture())
+        optimizer = train_lib._optimizer(config, 10)  # pylint: disable=protected-access
+        optimizer.build(model.trainable_variables)
+        return model, optimizer
+
+    model, optimizer = setup()
+    optimizer.iterations.assign(6)
+    checkpoint.save(str(tmp_path), model, optimizer, 6)
+    model, fresh = setup()
+    assert int(fresh.iterations) == 0
+    assert checkpoint.restore(str(tmp_path), model, fresh) == 6
+    assert int(fresh.iterations) == 6
+    # Poly decay, power 0.9: lr(6) = 0.1 * (1 - 6/10)^0.9, not lr(0).
+    np.testing.assert_allclose(float(fresh.learning_rate),
+                               0.1 * 0.4 ** 0.9, rtol=1e-6)
