@@ -161,6 +161,11 @@ CLI_CASES = [
         "train.py", "--model_dir={trained}", "--tasks=semseg,depth",
         *TINY_FLAGS, "--head_channels=16"],
      ["head_channels: model has 8, flags say 16"], "trained"),
+    ("other_bank_than_model", [
+        "train.py", "--model_dir={trained}", "--tasks=semseg,depth",
+        *TINY_FLAGS, "--bank=pretrain"],
+     ["--bank=pretrain conflicts", "'semseg' was trained on --bank=random"],
+     "trained"),
     # Checkpoints.
     ("checkpoint_of_other_architecture", [
         "train.py", "--model_dir={interrupted}", "--tasks=semseg",

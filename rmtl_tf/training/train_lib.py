@@ -67,7 +67,27 @@ def check_architecture(model, config):
             "a new --model_dir.")
 
 
+def _check_bank_source(config):
+    """A model directory keeps the bank its first task was trained on: a run
+    asking for another one is refused instead of silently ignored."""
+    summary = checkpoint.read_json(
+        os.path.join(config.model_dir, SUMMARY_FILE)) or {}
+    sources = {t: s.get("config", {}).get("bank")
+               for t, s in summary.get("tasks", {}).items()}
+    other = {t: b for t, b in sources.items()
+             if b is not None and b != config.bank}
+    if other:
+        task, bank = sorted(other.items())[0]
+        raise ValueError(
+            f"--bank={config.bank} conflicts with model_dir="
+            f"{config.model_dir!r}: its task {task!r} was trained on "
+            f"--bank={bank}, and every task of a model directory shares one "
+            f"bank. Pass --bank={bank} to add tasks, or use a new "
+            "--model_dir.")
+
+
 def _bank_weights(config, log):
+    _check_bank_source(config)
     path = os.path.join(config.model_dir, BANK_FILE)
     if os.path.isfile(path):
         return bank_lib.load_npz(path)

@@ -200,3 +200,30 @@ def test_learning_rate_schedule_continues_from_the_restored_step(tmp_path):
     # Poly decay, power 0.9: lr(6) = 0.1 * (1 - 6/10)^0.9, not lr(0).
     np.testing.assert_allclose(float(fresh.learning_rate),
                                0.1 * 0.4 ** 0.9, rtol=1e-6)
+
+
+def test_killed_after_the_last_checkpoint_finishes_without_training(
+        tmp_path, monkeypatch):
+    """Killed between the last checkpoint and model.keras: the restart
+    trains no step and saves the checkpoint's weights."""
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt("killed before model.keras was written")
+
+    monkeypatch.setattr(checkpoint, "atomic_save_model", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_lib.train(_config(tmp_path), log=lambda *_: None)
+    ckpt_dir = str(tmp_path / "checkpoints" / "semseg")
+    assert checkpoint.latest(ckpt_dir)["step"] == 8
+    with np.load(os.path.join(ckpt_dir, "ckpt-8.weights.npz"),
+                 allow_pickle=False) as data:
+        saved = {k: data[k] for k in data.files}
+    monkeypatch.undo()
+    lines = []
+    summary = train_lib.train(_config(tmp_path), log=lines.append)
+    assert "Resuming task 'semseg' from step 8." in lines
+    model = train_lib.load_model(str(tmp_path))
+    assert {v.path: np.asarray(v) for v in model.weights}.keys() == \
+        saved.keys()
+    for variable in model.weights:
+        assert np.array_equal(np.asarray(variable), saved[variable.path])
+    assert summary["tasks"]["semseg"]["steps"] == 8
