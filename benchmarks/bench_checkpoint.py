@@ -1,8 +1,9 @@
 """Checkpoint size and write time, resume time, and the cost of
 --deterministic; prints JSON.
 
-  python benchmarks/bench_checkpoint.py            # ResNet-18, 1 task
-  python benchmarks/bench_checkpoint.py --quick    # resnet_tiny, seconds
+  python benchmarks/bench_checkpoint.py               # ResNet-18, 1 task
+  python benchmarks/bench_checkpoint.py --mode=demo   # demo.cfg's model
+  python benchmarks/bench_checkpoint.py --quick       # resnet_tiny, seconds
 
 What is measured (the model and optimizer train.py builds: `MultiTaskModel`
 with one task, semseg, variant rc_nff; SGD momentum with the poly schedule):
@@ -14,9 +15,11 @@ with one task, semseg, variant rc_nff; SGD momentum with the poly schedule):
     (which traces the train function), and the skip of the data pipeline to
     the checkpoint's step (`load_split(start_batch=...)`, time to the first
     batch);
-  * --deterministic: steady-state seconds per training step with and
-    without `tf.config.experimental.enable_op_determinism()`, each in its
-    own process (op determinism cannot be turned off again), and the ratio.
+  * --deterministic: seconds per training step (after 2 warm-up steps)
+    with and without `tf.config.experimental.enable_op_determinism()`,
+    each in its own process (op determinism cannot be turned off again),
+    alternated over --rounds; the ratios of the minimum and median step
+    times. On a shared machine the minimum is the fairer figure.
 """
 
 import argparse
@@ -35,6 +38,10 @@ QUICK = dict(backbone="resnet_tiny", width_multiplier=1.0, head_channels=16,
              low_level_channels=8, image_size=(64, 64), batch_size=2)
 FULL = dict(backbone="resnet18", width_multiplier=1.0, head_channels=256,
             low_level_channels=48, image_size=(256, 320), batch_size=8)
+# configs/demo.cfg's model.
+DEMO = dict(backbone="resnet18", width_multiplier=0.25, head_channels=64,
+            low_level_channels=16, image_size=(96, 128), batch_size=8)
+MODES = {"quick": QUICK, "demo": DEMO, "full": FULL}
 
 
 def _setup(settings, seed=0):
@@ -70,6 +77,28 @@ def _dataset(config, start_batch=0):
         augment=True, start_batch=start_batch)
 
 
+class _StepTimes:
+    """Seconds of each training step (the loss is read every batch, so each
+    step has finished when its time is taken)."""
+
+    def __new__(cls):
+        import keras  # pylint: disable=import-outside-toplevel
+
+        class StepTimes(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.times, self.started = [], None
+
+            def on_train_batch_begin(self, batch, logs=None):
+                self.started = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                float((logs or {}).get("loss", 0.0))
+                self.times.append(time.perf_counter() - self.started)
+
+        return StepTimes()
+
+
 def _steps_worker(settings, steps, warmup, deterministic):
     if deterministic:
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -78,10 +107,10 @@ def _steps_worker(settings, steps, warmup, deterministic):
     ds = _dataset(config)
     task_model.fit(ds, epochs=1, steps_per_epoch=warmup, verbose=0,
                    shuffle=False)
-    started = time.perf_counter()
+    times = _StepTimes()
     task_model.fit(ds, epochs=1, steps_per_epoch=steps, verbose=0,
-                   shuffle=False)
-    return {"seconds_per_step": (time.perf_counter() - started) / steps}
+                   shuffle=False, callbacks=[times])
+    return {"step_seconds": times.times}
 
 
 def _median(values):
@@ -137,40 +166,52 @@ def _checkpoint_and_resume(settings, repeats):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--mode", choices=sorted(MODES), default="full")
+    parser.add_argument("--quick", action="store_true",
+                        help="the same as --mode=quick")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="alternations of default / deterministic runs")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--worker", choices=["steps"], help=argparse.SUPPRESS)
     parser.add_argument("--deterministic", action="store_true",
                         help=argparse.SUPPRESS)
     args = parser.parse_args()
-    settings = QUICK if args.quick else FULL
-    steps = args.steps or (20 if args.quick else 5)
+    mode = "quick" if args.quick else args.mode
+    settings = MODES[mode]
+    steps = args.steps or {"quick": 20, "demo": 10, "full": 4}[mode]
     if args.worker == "steps":
         print(json.dumps(_steps_worker(settings, steps, 2,
                                        args.deterministic)))
         return
     load = os.getloadavg()
-    result = {"mode": "quick" if args.quick else "full",
+    result = {"mode": mode,
               "settings": {**settings,
                            "image_size": list(settings["image_size"])},
               "load_average_before": [round(x, 2) for x in load]}
     result.update(_checkpoint_and_resume(settings, args.repeats))
-    timing = {}
-    for deterministic in (False, True):
-        command = [sys.executable, os.path.abspath(__file__),
-                   "--worker=steps", f"--steps={steps}"]
-        command += ["--quick"] if args.quick else []
-        command += ["--deterministic"] if deterministic else []
-        out = subprocess.run(command, capture_output=True, text=True,
-                             check=True).stdout
-        timing["deterministic" if deterministic else "default"] = json.loads(
-            out.strip().splitlines()[-1])["seconds_per_step"]
+    # Each mode in its own process (op determinism cannot be turned off),
+    # alternated over --rounds so both see the same machine load; the
+    # minimum step time is the least disturbed by other processes.
+    timing = {"default": [], "deterministic": []}
+    for _ in range(args.rounds):
+        for deterministic in (False, True):
+            command = [sys.executable, os.path.abspath(__file__),
+                       "--worker=steps", f"--steps={steps}",
+                       f"--mode={mode}"]
+            command += ["--deterministic"] if deterministic else []
+            out = subprocess.run(command, capture_output=True, text=True,
+                                 check=True).stdout
+            timing["deterministic" if deterministic else "default"] += \
+                json.loads(out.strip().splitlines()[-1])["step_seconds"]
     result["deterministic"] = {
-        "steps_timed": steps,
-        "seconds_per_step_default": timing["default"],
-        "seconds_per_step_deterministic": timing["deterministic"],
-        "ratio": timing["deterministic"] / timing["default"]}
+        "steps_timed_per_mode": len(timing["default"]),
+        **{f"step_seconds_{name}_{k}": stat(v)
+           for k, v in timing.items()
+           for name, stat in (("min", min), ("median", _median))},
+        "ratio_min": min(timing["deterministic"]) / min(timing["default"]),
+        "ratio_median": (_median(timing["deterministic"])
+                         / _median(timing["default"]))}
     result["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(result, indent=2))
 

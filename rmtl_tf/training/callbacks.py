@@ -12,7 +12,9 @@ from rmtl_tf.visualization.image_summaries import write_task_images
 class CheckpointCallback(keras.callbacks.Callback):
     """Writes an atomic checkpoint of `model` and `optimizer` every epoch.
 
-    The step is the optimizer's `iterations`, and no checkpoint is written
+    The step is `(epoch + 1) * steps_per_epoch` (equal to the optimizer's
+    `iterations`, which the checkpoint also holds); `run` (the settings
+    that decide the trajectory) is stored with it. No checkpoint is written
     of weights that are NaN or Inf: the last good one stays in force.
     """
 
