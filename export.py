@@ -51,6 +51,11 @@ _FOLD_MODULATORS = flags.DEFINE_bool(
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace the files of an existing --version "
     "(without it, an existing version is an error and is left intact).")
+_PRECISION = flags.DEFINE_enum(
+    "precision", "float32", ["float32", "bfloat16"],
+    "Compute dtype of the SavedModel's signatures. bfloat16: several times "
+    "faster on CPUs with AMX/AVX512-BF16, float32 inputs and outputs, "
+    "weights stored once in float32; TFLite files stay float32.")
 flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
@@ -100,7 +105,7 @@ def main(argv):
         quantize_modes=modes, fold_tasks=_FOLD_TASK.value,
         dynamic_image_size=_DYNAMIC_IMAGE_SIZE.value,
         calibration_images=images, task_packs=_TASK_PACKS.value,
-        overwrite=_OVERWRITE.value)
+        overwrite=_OVERWRITE.value, precision=_PRECISION.value)
     _print_result(result)
     for task, folded in result["folded"].items():
         print(f"Folded {task}:")

@@ -78,6 +78,38 @@ def _compute_mode(model, mode):
             layer.compute_mode = old
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
+def bfloat16_copy(model):
+    """`model` rebuilt to compute in bfloat16 (Keras "mixed_bfloat16"):
+    the same weights, stored float32 and cast to bfloat16 in the graph, the
+    same inputs; outputs are bfloat16 (signatures cast them to float32).
+
+    On CPUs with AMX or AVX512-BF16 (oneDNN) a bfloat16 graph runs several
+    times faster than float32; elsewhere it is emulated and slower.
+    """
+    if not hasattr(model, "reparam_layers"):
+        raise ValueError("A bfloat16 export needs a MultiTaskModel; received "
+                         f"{type(model).__name__} {model.name!r}.")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        copy = model.__class__.from_config(model.get_config())
+    finally:
+        keras.config.set_dtype_policy(previous)
+    source = {v.path: v for v in model.weights}
+    target = {v.path: v for v in copy.weights}
+    if set(source) != set(target):
+        raise ValueError(
+            f"The bfloat16 copy of {model.name!r} has other variables: "
+            f"missing {sorted(set(source) - set(target))[:5]}, unexpected "
+            f"{sorted(set(target) - set(source))[:5]}.")
+    for path, variable in target.items():
+        variable.assign(source[path])
+    return copy
+
+
 def export_image_size(model, dynamic_image_size=False):
     """The served (height, width): the model's, or (None, None)."""
     if dynamic_image_size:
@@ -157,26 +189,38 @@ def _check_arguments(model, model_name, version, quantize_modes, fold_tasks):
 
 def _export_one(model, model_base, model_name, version, kind, tflite,
                 quantize_modes, images, dynamic_image_size, fold_modulators,
-                extra):
+                extra, precision="float32"):
     """SavedModel + metadata + TFLite files of one servable model."""
     path = os.path.join(model_base, str(version))
     metadata = export_metadata.build(model, model_name, version, kind,
                                      export_image_size(model,
                                                        dynamic_image_size),
                                      model_base=model_base, **extra)
-    names = write_saved_model(model, path, fold_modulators=fold_modulators,
+    if precision != "float32":
+        metadata["precision"] = precision
+    served = model if precision == "float32" else bfloat16_copy(model)
+    names = write_saved_model(served, path, fold_modulators=fold_modulators,
                               dynamic_image_size=dynamic_image_size,
                               metadata=metadata)
-    result = {"saved_model": path, "version": version, "signatures": names,
-              "tasks": signatures_lib.served_tasks(model), "tflite_files": {}}
-    for mode in (["none"] if tflite else []) + list(quantize_modes):
-        if mode in result["tflite_files"]:
-            continue
-        result["tflite_files"][mode] = write_tflite(
-            path, tflite_path(model_base, model_name, version, mode), names,
-            mode, images if mode == "int8" else None)
-    if "none" in result["tflite_files"]:
-        result["tflite"] = result["tflite_files"]["none"]
+    tflite_source = path
+    tmp = None
+    if precision != "float32" and (tflite or quantize_modes):
+        # TFLite files come from a float32 SavedModel (LiteRT has its own
+        # reduced-precision files: --quantize).
+        tmp = tempfile.mkdtemp(prefix=".tmp-float32-", dir=model_base)
+        tflite_source = os.path.join(tmp, "saved_model")
+        write_saved_model(model, tflite_source,
+                          fold_modulators=fold_modulators,
+                          dynamic_image_size=dynamic_image_size)
+    try:
+        result = _write_tflite_files(
+            tflite_source, model, model_base, model_name, version, names,
+            tflite, quantize_modes, images)
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+    result.update({"saved_model": path, "version": version,
+                   "signatures": names})
     metadata["files"] = export_metadata.relative_files(model_base, result)
     result["metadata"] = export_metadata.write(
         os.path.join(model_base, f"{model_name}-{version}.json"), metadata)
@@ -225,10 +269,25 @@ def _replacing(paths, export_dir):
     shutil.rmtree(backup, ignore_errors=True)
 
 
+def _write_tflite_files(source, model, model_base, model_name, version,
+                        names, tflite, quantize_modes, images):
+    result = {"tasks": signatures_lib.served_tasks(model),
+              "tflite_files": {}}
+    for mode in (["none"] if tflite else []) + list(quantize_modes):
+        if mode in result["tflite_files"]:
+            continue
+        result["tflite_files"][mode] = write_tflite(
+            source, tflite_path(model_base, model_name, version, mode),
+            names, mode, images if mode == "int8" else None)
+    if "none" in result["tflite_files"]:
+        result["tflite"] = result["tflite_files"]["none"]
+    return result
+
+
 def export(model, export_dir, model_name="rmtl", version=None, tflite=True,
            fold_modulators=False, quantize_modes=(), fold_tasks=(),
            dynamic_image_size=False, calibration_images=None,
-           task_packs=False, overwrite=False):
+           task_packs=False, precision="float32", overwrite=False):
     """SavedModel (+ TFLite files) of `model` under `export_dir/model_name/`.
 
     Args:
@@ -243,6 +302,10 @@ def export(model, export_dir, model_name="rmtl", version=None, tflite=True,
             images of the synthetic training split at the model's size.
         task_packs: also save each task's pack (see `task_pack`) in
             `<model_name>/packs/`.
+        precision: "float32", or "bfloat16": the multi-task SavedModel's
+            signatures compute in bfloat16 (see `bfloat16_copy`; inputs and
+            outputs stay float32, weights are stored once in float32). TFLite
+            and folded files stay float32 (LiteRT has `quantize_modes`).
         overwrite: replace the files of an existing `version` (otherwise
             a `FileExistsError` names them). The old files are moved aside
             and restored if the export fails.
@@ -252,6 +315,9 @@ def export(model, export_dir, model_name="rmtl", version=None, tflite=True,
     """
     quantize_modes, fold_tasks = list(quantize_modes), list(fold_tasks)
     _check_arguments(model, model_name, version, quantize_modes, fold_tasks)
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unknown precision={precision!r}; expected one of "
+                         f"{PRECISIONS}.")
     model_base = os.path.join(export_dir, model_name)
     folded_names = {t: f"{model_name}_{t}_folded" for t in fold_tasks}
     if version is None:
@@ -269,12 +335,12 @@ def export(model, export_dir, model_name="rmtl", version=None, tflite=True,
         return _export(model, export_dir, model_name, version, tflite,
                        fold_modulators, quantize_modes, fold_tasks,
                        dynamic_image_size, calibration_images, task_packs,
-                       folded_names)
+                       folded_names, precision)
 
 
 def _export(model, export_dir, model_name, version, tflite, fold_modulators,
             quantize_modes, fold_tasks, dynamic_image_size,
-            calibration_images, task_packs, folded_names):
+            calibration_images, task_packs, folded_names, precision):
     model_base = os.path.join(export_dir, model_name)
     images = calibration_images
     if "int8" in quantize_modes and images is None:
@@ -283,7 +349,7 @@ def _export(model, export_dir, model_name, version, tflite, fold_modulators,
             size if None not in size else (64, 64))
     result = _export_one(model, model_base, model_name, version, "multitask",
                          tflite, quantize_modes, images, dynamic_image_size,
-                         fold_modulators, {})
+                         fold_modulators, {}, precision=precision)
     if task_packs:
         from rmtl_tf.export import task_pack  # pylint: disable=import-outside-toplevel
         result["packs"] = {

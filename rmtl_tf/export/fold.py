@@ -17,7 +17,9 @@ architecture, within float rounding (the sums are reassociated).
 import keras
 import numpy as np
 
+from rmtl_tf.layers.atrous_conv2d import AtrousConv2D
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
+from rmtl_tf.models.layer_factory import conv2d_layer
 
 
 def _folded_conv(layer):
@@ -25,7 +27,7 @@ def _folded_conv(layer):
     padding = layer.padding
     if isinstance(padding, tuple):  # Explicit: a ZeroPadding2D goes before.
         padding = "valid"
-    return keras.layers.Conv2D(
+    return conv2d_layer(
         layer.filters, layer.kernel_size, strides=layer.strides,
         padding=padding, dilation_rate=layer.dilation_rate, use_bias=True,
         name=layer.name)
@@ -74,7 +76,8 @@ class _Folder:
                 "folding supports the 'rc' architecture (ReparamConv2D) and "
                 "plain convolutions ('conv', 'shared').")
         if isinstance(layer, (ReparamConv2D, keras.layers.Conv2D)):
-            if type(layer) not in (ReparamConv2D, keras.layers.Conv2D):
+            if type(layer) not in (ReparamConv2D, keras.layers.Conv2D,
+                                   AtrousConv2D):
                 raise ValueError(f"Cannot fold layer {layer.name!r} of type "
                                  f"{type(layer).__name__}.")
             new = _folded_conv(layer)

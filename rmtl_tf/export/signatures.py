@@ -98,7 +98,9 @@ def serving_fn(model, tasks, image_size):
     def serve(image):
         image = check_image(image, image_size)
         outputs = runner(image, training=False)
-        return {t: predictions(t, outputs[t]) for t in tasks}
+        # A reduced-precision model (bfloat16 export) still serves float32.
+        return {t: predictions(t, tf.cast(outputs[t], tf.float32))
+                for t in tasks}
     return serve
 
 

@@ -11,6 +11,7 @@ every task's own copies. Loaders are pluggable through `BANK_LOADERS`.
 import os
 import tempfile
 
+import keras
 import numpy as np
 
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
@@ -44,10 +45,9 @@ def weights_from_plain(plain_model):
     """Bank weights dict from a plain backbone's conv and BN layers."""
     weights = {}
     for layer in plain_model.layers:
-        kind = type(layer).__name__
-        if kind == "Conv2D":
+        if isinstance(layer, keras.layers.Conv2D):
             weights[f"{layer.name}/kernel"] = layer.kernel.numpy()
-        elif kind == "BatchNormalization":
+        elif isinstance(layer, keras.layers.BatchNormalization):
             for attr in BN_WEIGHTS:
                 weights[f"{layer.name}/{attr}"] = getattr(layer, attr).numpy()
     return weights

@@ -20,6 +20,8 @@ Modes, by how the backbone's convolutions are held:
 import keras
 
 from rmtl_tf.layers.adapter_conv2d import AdapterConv2D
+from rmtl_tf.layers.atrous_conv2d import AtrousConv2D
+from rmtl_tf.layers.fused_batch_norm import FusedBatchNormalization
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
 
 MODES = ("reparam", "ra_series", "ra_parallel", "conv", "shared", "plain")
@@ -27,6 +29,15 @@ MODES = ("reparam", "ra_series", "ra_parallel", "conv", "shared", "plain")
 BANK_MODES = ("reparam", "ra_series", "ra_parallel")
 BN_MOMENTUM = 0.9  # PyTorch's BatchNorm momentum of 0.1.
 BN_EPSILON = 1e-5
+
+
+def conv2d_layer(filters, kernel_size, dilation_rate=1, **kwargs):
+    """A `keras.layers.Conv2D`, or an `AtrousConv2D` (same function, one
+    conv op instead of space-to-batch) when it is dilated."""
+    dilated = max(dilation_rate if isinstance(dilation_rate, (tuple, list))
+                  else (dilation_rate,)) > 1
+    cls = AtrousConv2D if dilated else keras.layers.Conv2D
+    return cls(filters, kernel_size, dilation_rate=dilation_rate, **kwargs)
 
 
 class LayerFactory:
@@ -40,7 +51,7 @@ class LayerFactory:
         reuse: optional dict name -> layer of an existing model.
     """
 
-    def __init__(self, mode, tasks, nff=True, compute_mode="fused",
+    def __init__(self, mode, tasks, nff=True, compute_mode="auto",
                  reuse=None):
         if mode not in MODES:
             raise ValueError(
@@ -89,7 +100,7 @@ class LayerFactory:
         conv_name = self.task_name(name, self.backbone_task(task))
         if self.mode == "conv":
             self.owners[conv_name] = task
-        return self._get(conv_name, lambda: keras.layers.Conv2D(
+        return self._get(conv_name, lambda: conv2d_layer(
             filters, kernel_size, strides=strides,
             padding="same" if pad is None else "valid",
             dilation_rate=dilation_rate, use_bias=False,
@@ -113,7 +124,7 @@ class LayerFactory:
         name = self.task_name(base, task)
         if task is not None:
             self.owners[name] = task
-        return self._get(name, lambda: keras.layers.Conv2D(
+        return self._get(name, lambda: conv2d_layer(
             filters, kernel_size, strides=strides, padding="same",
             dilation_rate=dilation_rate, use_bias=use_bias,
             kernel_initializer="he_normal", name=name))
@@ -122,7 +133,7 @@ class LayerFactory:
         name = self.task_name(base, task)
         if task is not None:
             self.owners[name] = task
-        return self._get(name, lambda: keras.layers.BatchNormalization(
+        return self._get(name, lambda: FusedBatchNormalization(
             momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name))
 
     def shared(self, name, make):

@@ -62,7 +62,9 @@ class MultiTaskModel(keras.Model):
             "ra_parallel" (frozen bank, per-task residual adapters), "conv"
             (a trainable backbone per task) or "shared" (one trainable
             backbone for all tasks).
-        compute_mode: `ReparamConv2D` compute mode, "fused" or "factorized".
+        compute_mode: `ReparamConv2D` compute mode: "auto"
+            (factorized when training, fused at inference), "fused" or
+            "factorized".
         image_size: (height, width) of the input, or None for any size.
         reuse_layers: dict name -> layer to reuse (used by `add_task`).
     """
@@ -70,7 +72,7 @@ class MultiTaskModel(keras.Model):
     def __init__(self, tasks, backbone="resnet18", num_classes=None,
                  width_multiplier=1.0, head_channels=256,
                  low_level_channels=48, aspp_rates=(6, 12, 18), nff=True,
-                 compute_mode="fused", image_size=None, reuse_layers=None,
+                 compute_mode="auto", image_size=None, reuse_layers=None,
                  architecture="rc", **kwargs):
         tasks = registry.parse_tasks(tasks)
         if not tasks:

@@ -68,7 +68,8 @@ def compute(weights, images, backbone, width_multiplier, log=print):
     """
     import keras  # pylint: disable=import-outside-toplevel
     plain = bank_lib.build_plain_backbone(backbone, width_multiplier)
-    convs = [l for l in plain.layers if type(l).__name__ == "Conv2D"
+    convs = [l for l in plain.layers
+             if isinstance(l, keras.layers.Conv2D)
              and f"{l.name}/kernel" in weights and l.kernel_size != (1, 1)]
     for layer in plain.layers:
         for variable in layer.weights:

@@ -25,7 +25,6 @@ from rmtl_tf.cli.errors import run_cli  # pylint: disable=wrong-import-position
 
 _INPUT = flags.DEFINE_string("input", None, "PyTorch checkpoint to read.")
 _OUTPUT = flags.DEFINE_string("output", None, "The .npz file to write.")
-flags.mark_flags_as_required(["input", "output"])
 
 
 def convert(input_path, output_path):
@@ -54,4 +53,7 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    # Required only when run: importing the module must not constrain
+    # other programs' flags.
+    flags.mark_flags_as_required(["input", "output"])
     app.run(lambda argv: run_cli(main, argv))

@@ -171,7 +171,7 @@ def test_bad_version(small_model, tmp_path, version):
 
 def test_export_leaves_the_compute_mode(exported):
     model, _ = exported(TASKS)
-    assert {l.compute_mode for l in model.reparam_layers()} == {"fused"}
+    assert {l.compute_mode for l in model.reparam_layers()} == {"auto"}
 
 
 # -- SavedModel ------------------------------------------------------------

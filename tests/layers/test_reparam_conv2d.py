@@ -120,7 +120,7 @@ CONV_IDS = [f"k{k}-s{s}-d{d}-p{p}-{hw[0]}x{hw[1]}"
 # -- math ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("compute_mode", ["fused", "factorized"])
+@pytest.mark.parametrize("compute_mode", ["auto", "fused", "factorized"])
 @pytest.mark.parametrize("kernel_size,strides,dilation,padding,hw",
                          CONV_CASES, ids=CONV_IDS)
 def test_output_matches_numpy(kernel_size, strides, dilation, padding, hw,
@@ -146,7 +146,7 @@ def test_output_matches_numpy(kernel_size, strides, dilation, padding, hw,
     assert not np.allclose(outputs["semseg"], outputs["depth"], atol=1e-3)
 
 
-@pytest.mark.parametrize("compute_mode", ["fused", "factorized"])
+@pytest.mark.parametrize("compute_mode", ["auto", "fused", "factorized"])
 def test_nff_output_matches_numpy(compute_mode):
     layer = ReparamConv2D(5, 3, strides=2, padding=1, tasks=["a", "b"],
                           nff=True, compute_mode=compute_mode)
@@ -194,7 +194,7 @@ def test_nff_starts_as_v(modulator_init):
 
 
 @pytest.mark.parametrize("nff", [False, True])
-@pytest.mark.parametrize("compute_mode", ["fused", "factorized"])
+@pytest.mark.parametrize("compute_mode", ["auto", "fused", "factorized"])
 def test_identity_init_is_the_plain_bank_conv(nff, compute_mode):
     layer = ReparamConv2D(4, 3, strides=2, padding="same", tasks=["a"],
                           nff=nff, compute_mode=compute_mode)
@@ -230,7 +230,7 @@ def test_weights_trainability_and_counts(nff):
 
 
 @pytest.mark.parametrize("nff", [False, True])
-@pytest.mark.parametrize("compute_mode", ["fused", "factorized"])
+@pytest.mark.parametrize("compute_mode", ["auto", "fused", "factorized"])
 def test_gradient_step_changes_only_its_task(nff, compute_mode):
     layer = ReparamConv2D(4, 3, tasks=["a", "b", "c"], nff=nff,
                           compute_mode=compute_mode)
@@ -243,7 +243,8 @@ def test_gradient_step_changes_only_its_task(nff, compute_mode):
 
     assert not any(w is layer.bank for w in layer.trainable_variables)
     with tf.GradientTape() as tape:
-        loss = keras.ops.mean(keras.ops.square(layer(x, task="a")))
+        loss = keras.ops.mean(keras.ops.square(
+            layer(x, task="a", training=True)))
     grads = tape.gradient(loss, layer.trainable_variables)
     own = {id(w) for w in layer.task_variables("a")}
     for w, grad in zip(layer.trainable_variables, grads):
@@ -494,3 +495,49 @@ def test_load_own_variables_names_missing_and_unexpected():
     assert set(reloaded) == set(store)
     for name, value in store.items():
         np.testing.assert_array_equal(reloaded[name], value)
+
+
+@pytest.mark.parametrize("compute_mode,training,backprop_filters", [
+    ("fused", True, {(3, 3, C_IN, 4)}),
+    ("factorized", True, set()),
+    ("auto", True, set()),   # Trains factorized: no k x k kernel gradient.
+])
+def test_training_computes_kernel_gradient_only_when_fused(
+        compute_mode, training, backprop_filters):
+    layer = ReparamConv2D(4, 3, tasks=["a"], nff=True,
+                          compute_mode=compute_mode)
+    x = _inputs((BATCH, 8, 8, C_IN))
+    layer.build(x.shape)
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            y = layer(x, task="a", training=training)
+            loss = tf.reduce_mean(tf.square(y))
+        return tape.gradient(loss, layer.trainable_variables)
+
+    graph = step.get_concrete_function(
+        tf.TensorSpec(x.shape, tf.float32)).graph
+    shapes = {tuple(op.outputs[0].shape)
+              for op in graph.get_operations()
+              if op.type == "Conv2DBackpropFilter"}
+    assert shapes == backprop_filters
+
+
+def test_auto_is_fused_at_inference_and_factorized_in_training():
+    layers = {mode: ReparamConv2D(4, 3, tasks=["a"], nff=True,
+                                  compute_mode=mode)
+              for mode in ("auto", "fused", "factorized")}
+    x = _inputs((BATCH, 8, 8, C_IN))
+    for layer in layers.values():
+        layer.build(x.shape)
+    weights = layers["auto"].get_weights()
+    for layer in layers.values():
+        layer.set_weights(weights)
+    auto = layers["auto"]
+    np.testing.assert_array_equal(
+        auto(x, task="a", training=False).numpy(),
+        layers["fused"](x, task="a", training=False).numpy())
+    np.testing.assert_array_equal(
+        auto(x, task="a", training=True).numpy(),
+        layers["factorized"](x, task="a", training=True).numpy())

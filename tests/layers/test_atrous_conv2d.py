@@ -1,0 +1,94 @@
+"""Tests for `AtrousConv2D`: Keras's `Conv2D`, with dilation as one op."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rmtl_tf.layers.atrous_conv2d import AtrousConv2D
+from rmtl_tf.models.layer_factory import conv2d_layer
+
+
+def dilated_conv_ref(x, kernel, bias, rate):
+    """'same' dilated convolution, stride 1, by explicit taps in numpy."""
+    x = np.asarray(x, np.float64)
+    kh, kw, _, _ = kernel.shape
+    ph, pw = (kh - 1) * rate // 2, (kw - 1) * rate // 2
+    padded = np.pad(x, [(0, 0), (ph, ph), (pw, pw), (0, 0)])
+    height, width = x.shape[1:3]
+    out = np.zeros((*x.shape[:3], kernel.shape[-1])) + bias
+    for i in range(kh):
+        for j in range(kw):
+            window = padded[:, i * rate:i * rate + height,
+                            j * rate:j * rate + width]
+            out += window @ kernel[i, j].astype(np.float64)
+    return out
+
+
+# Rates below, at and beyond the feature map's size (ASPP at output stride
+# 16 sees rates 6, 12, 18 on maps as small as 16x20).
+@pytest.mark.parametrize("rate,size", [(1, (7, 9)), (2, (7, 9)),
+                                       (6, (8, 10)), (12, (8, 10)),
+                                       (18, (16, 20))])
+def test_matches_numpy_taps_and_keras_conv2d(rate, size):
+    rng = np.random.default_rng(rate)
+    x = rng.normal(size=(2, *size, 5)).astype("float32")
+    layer = AtrousConv2D(4, 3, padding="same", dilation_rate=rate,
+                         use_bias=True)
+    reference = keras.layers.Conv2D(4, 3, padding="same", dilation_rate=rate,
+                                    use_bias=True)
+    layer.build(x.shape)
+    reference.build(x.shape)
+    kernel = rng.normal(size=(3, 3, 5, 4)).astype("float32")
+    bias = rng.normal(size=(4,)).astype("float32")
+    layer.set_weights([kernel, bias])
+    reference.set_weights([kernel, bias])
+    out = keras.ops.convert_to_numpy(layer(x))
+    np.testing.assert_allclose(out, dilated_conv_ref(x, kernel, bias, rate),
+                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out, keras.ops.convert_to_numpy(reference(x)),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_dilated_graph_has_no_space_to_batch():
+    layer = AtrousConv2D(4, 3, padding="same", dilation_rate=6)
+    reference = keras.layers.Conv2D(4, 3, padding="same", dilation_rate=6)
+    spec = tf.TensorSpec([1, 16, 20, 3], tf.float32)
+    layer.build(spec.shape)
+    reference.build(spec.shape)
+
+    def op_types(fn):
+        graph = tf.function(fn).get_concrete_function(spec).graph
+        return {op.type for op in graph.get_operations()}
+
+    ours, keras_ops = op_types(layer), op_types(reference)
+    assert "SpaceToBatchND" in keras_ops  # Why the layer exists.
+    assert "SpaceToBatchND" not in ours and "Conv2D" in ours
+
+
+def test_keras_save_load_round_trip(tmp_path):
+    inputs = keras.Input((12, 12, 3))
+    outputs = AtrousConv2D(6, 3, padding="same", dilation_rate=2,
+                           name="aspp")(inputs)
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(0).normal(size=(1, 12, 12, 3)).astype("float32")
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded.get_layer("aspp")) is AtrousConv2D
+    assert loaded.get_layer("aspp").get_config()["dilation_rate"] == (2, 2)
+    np.testing.assert_array_equal(model.predict(x, verbose=0),
+                                  loaded.predict(x, verbose=0))
+
+
+def test_rejects_channels_first():
+    with pytest.raises(ValueError, match="channels_first"):
+        AtrousConv2D(4, 3, data_format="channels_first")
+
+
+@pytest.mark.parametrize("rate,cls", [(1, keras.layers.Conv2D),
+                                      ((1, 1), keras.layers.Conv2D),
+                                      (2, AtrousConv2D),
+                                      ((1, 3), AtrousConv2D)])
+def test_factory_uses_atrous_only_when_dilated(rate, cls):
+    assert type(conv2d_layer(4, 3, dilation_rate=rate)) is cls

@@ -1,0 +1,99 @@
+"""Tests for `FusedBatchNormalization`: Keras's BN, trained by one op."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rmtl_tf.layers.fused_batch_norm import FusedBatchNormalization
+
+
+def _pair(channels, **kwargs):
+    ours = FusedBatchNormalization(momentum=0.9, epsilon=1e-5, **kwargs)
+    keras_bn = keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5,
+                                               **kwargs)
+    rng = np.random.default_rng(1)
+    for layer in (ours, keras_bn):
+        layer.build((None, 4, 5, channels))
+    weights = [rng.normal(size=w.shape).astype("float32")
+               for w in keras_bn.weights]
+    weights[-1] = np.abs(weights[-1]) + 0.5  # moving variance > 0
+    ours.set_weights(weights)
+    keras_bn.set_weights(weights)
+    return ours, keras_bn
+
+
+def test_training_step_matches_numpy():
+    ours, _ = _pair(6)
+    gamma, beta, moving_mean, moving_var = [w.numpy().astype(np.float64)
+                                            for w in ours.weights]
+    x = np.random.default_rng(0).normal(2.0, 3.0, (3, 4, 5, 6))
+    out = keras.ops.convert_to_numpy(ours(x.astype("float32"),
+                                          training=True))
+    mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))  # biased
+    expected = (x - mean) / np.sqrt(var + 1e-5) * gamma + beta
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(ours.moving_mean.numpy(),
+                               0.9 * moving_mean + 0.1 * mean, rtol=1e-5)
+    np.testing.assert_allclose(ours.moving_variance.numpy(),
+                               0.9 * moving_var + 0.1 * var, rtol=1e-5)
+
+
+def test_gradients_match_keras_batch_normalization():
+    ours, keras_bn = _pair(5)
+    x = tf.constant(np.random.default_rng(2).normal(
+        size=(2, 4, 5, 5)).astype("float32"))
+    upstream = tf.constant(np.random.default_rng(3).normal(
+        size=(2, 4, 5, 5)).astype("float32"))
+    grads = []
+    for layer in (ours, keras_bn):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x, training=True) * upstream)
+        grads.append(tape.gradient(
+            loss, [x, layer.gamma.value, layer.beta.value]))
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4,
+                                   atol=1e-4)
+
+
+def test_inference_is_keras_bit_for_bit():
+    ours, keras_bn = _pair(4)
+    x = np.random.default_rng(4).normal(size=(2, 4, 5, 4)).astype("float32")
+    np.testing.assert_array_equal(ours(x, training=False).numpy(),
+                                  keras_bn(x, training=False).numpy())
+
+
+def test_frozen_layer_uses_moving_statistics():
+    ours, keras_bn = _pair(4)
+    ours.trainable = keras_bn.trainable = False
+    before = ours.moving_mean.numpy().copy()
+    x = np.random.default_rng(5).normal(size=(2, 4, 5, 4)).astype("float32")
+    np.testing.assert_array_equal(ours(x, training=True).numpy(),
+                                  keras_bn(x, training=True).numpy())
+    np.testing.assert_array_equal(ours.moving_mean.numpy(), before)
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_output_dtype_and_float32_statistics(policy):
+    layer = FusedBatchNormalization(dtype=policy)
+    x = np.random.default_rng(6).normal(size=(2, 4, 5, 3)).astype("float32")
+    out = layer(keras.ops.cast(x, layer.compute_dtype), training=True)
+    assert out.dtype == layer.compute_dtype
+    assert layer.moving_mean.dtype == "float32"
+    mean = x.mean(axis=(0, 1, 2))
+    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.01 * mean,
+                               atol=2e-2)
+
+
+def test_keras_save_load_round_trip(tmp_path):
+    inputs = keras.Input((4, 5, 3))
+    model = keras.Model(inputs, FusedBatchNormalization(name="bn")(inputs))
+    x = np.random.default_rng(7).normal(size=(8, 4, 5, 3)).astype("float32")
+    model(x, training=True)  # Moves the statistics away from the init.
+    path = str(tmp_path / "bn.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded.get_layer("bn")) is FusedBatchNormalization
+    np.testing.assert_array_equal(model.predict(x, verbose=0),
+                                  loaded.predict(x, verbose=0))
