@@ -41,12 +41,15 @@ class CheckpointCallback(keras.callbacks.Callback):
 
 
 class NaNGuard(keras.callbacks.Callback):
-    """Stops training at the first batch whose loss is NaN or Inf.
+    """Stops training at the first batch whose loss, or whose update of the
+    trainable weights, is NaN or Inf.
 
+    Both are checked: the compiled forward pass can swallow a NaN (a ReLU
+    of NaN gives 0 there), so a finite loss does not prove finite weights.
     Raises `FloatingPointError` naming the task, the step (1-based, counted
-    over the whole task, resumed steps included) and the last good
-    checkpoint, which stays in force (it is checked before every batch's
-    update is checkpointed: see `CheckpointCallback`).
+    over the whole task, resumed steps included), the first bad variable,
+    and the last good checkpoint, which stays in force (`CheckpointCallback`
+    checks the weights again before writing).
     """
 
     def __init__(self, task, steps_per_epoch, checkpoint_dir=None):
@@ -55,25 +58,45 @@ class NaNGuard(keras.callbacks.Callback):
         self.steps_per_epoch = steps_per_epoch
         self.checkpoint_dir = checkpoint_dir
         self.epoch = 0
+        self._all_finite = None
+
+    def on_train_begin(self, logs=None):
+        variables = list(self.model.trainable_variables)
+
+        @tf.function
+        def all_finite():
+            return tf.reduce_all(tf.stack(
+                [tf.reduce_all(tf.math.is_finite(v)) for v in variables]))
+
+        self._all_finite = all_finite if variables else None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is None or np.isfinite(loss):
-            return
-        step = self.epoch * self.steps_per_epoch + batch + 1
-        kept = "no checkpoint was written yet"
+    def _kept(self):
         if self.checkpoint_dir:
             state = checkpoint.latest(self.checkpoint_dir)
             if state:
-                kept = (f"the last good checkpoint (step {state['step']}) in "
+                return (f"the last good checkpoint (step {state['step']}) in "
                         f"{self.checkpoint_dir!r} is kept")
-        raise FloatingPointError(
-            f"Loss of task {self.task!r} is {float(loss)} at step {step}; "
-            f"training stopped and {kept}. Lower --learning_rate or check "
-            "the data.")
+        return "no checkpoint was written yet"
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.epoch * self.steps_per_epoch + batch + 1
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            raise FloatingPointError(
+                f"Loss of task {self.task!r} is {float(loss)} at step {step};"
+                f" training stopped and {self._kept()}. Lower "
+                "--learning_rate or check the data.")
+        if self._all_finite is not None and not bool(self._all_finite()):
+            bad = next(v.path for v in self.model.trainable_variables
+                       if not np.all(np.isfinite(np.asarray(v))))
+            raise FloatingPointError(
+                f"Weights of task {self.task!r} became NaN or Inf at step "
+                f"{step} (first: {bad!r}; the loss was {loss}); training "
+                f"stopped and {self._kept()}. Lower --learning_rate or check"
+                " the data.")
 
 
 class ImageSummary(keras.callbacks.Callback):

@@ -143,7 +143,11 @@ def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(
     with pytest.raises(FloatingPointError) as error:
         train_lib.train(_config(tmp_path), log=lambda *_: None)
     message = str(error.value)
-    assert "task 'semseg'" in message and "at step 5;" in message
+    # Either the loss or (when the compiled forward pass swallows the NaN:
+    # ReLU(NaN) = 0 there) the updated weights are caught at step 5.
+    assert ("Loss of task 'semseg' is nan at step 5;" in message
+            or "Weights of task 'semseg' became NaN or Inf at step 5 "
+            in message), message
     assert "last good checkpoint (step 4)" in message
     ckpt_dir = str(tmp_path / "checkpoints" / "semseg")
     assert checkpoint.latest(ckpt_dir)["step"] == 4
