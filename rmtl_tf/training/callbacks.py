@@ -44,8 +44,9 @@ class NaNGuard(keras.callbacks.Callback):
     """Stops training at the first batch whose loss, or whose update of the
     trainable weights, is NaN or Inf.
 
-    Both are checked: the compiled forward pass can swallow a NaN (a ReLU
-    of NaN gives 0 there), so a finite loss does not prove finite weights.
+    Both are checked: the forward pass can swallow a NaN (the stem's max
+    pooling drops it on CPU), so a finite loss does not prove finite
+    weights.
     Raises `FloatingPointError` naming the task, the step (1-based, counted
     over the whole task, resumed steps included), the first bad variable,
     and the last good checkpoint, which stays in force (`CheckpointCallback`

@@ -143,8 +143,8 @@ def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(
     with pytest.raises(FloatingPointError) as error:
         train_lib.train(_config(tmp_path), log=lambda *_: None)
     message = str(error.value)
-    # Either the loss or (when the compiled forward pass swallows the NaN:
-    # ReLU(NaN) = 0 there) the updated weights are caught at step 5.
+    # Either the loss or (when the forward pass swallows the NaN: the
+    # stem's max pooling drops it) the updated weights are caught at step 5.
     assert ("Loss of task 'semseg' is nan at step 5;" in message
             or "Weights of task 'semseg' became NaN or Inf at step 5 "
             in message), message
