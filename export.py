@@ -48,6 +48,9 @@ _FOLD_MODULATORS = flags.DEFINE_bool(
     "fold_modulators", False,
     "Trace the fused graph: the TFLite file then holds a plain network per "
     "task (fastest for one task), with one bank copy per task.")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Replace the files of an existing --version "
+    "(without it, an existing version is an error and is left intact).")
 _PRECISION = flags.DEFINE_enum(
     "precision", "float32", ["float32", "bfloat16"],
     "Compute dtype of the SavedModel's signatures. bfloat16: several times "
@@ -82,7 +85,8 @@ def _print_result(result, indent=""):
 def main(argv):
     logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines.
     if len(argv) > 1:
-        raise ValueError(f"Unexpected arguments: {argv[1:]}")
+        raise ValueError(f"Unexpected arguments: {argv[1:]}. Flags are "
+                         "--name=value (in a --flagfile, one per line).")
     from rmtl_tf.export import export_lib, quantize  # pylint: disable=import-outside-toplevel
     from rmtl_tf.training.train_lib import load_model  # pylint: disable=import-outside-toplevel
     modes = [m for m in _QUANTIZE.value if m != "none"]
@@ -101,7 +105,7 @@ def main(argv):
         quantize_modes=modes, fold_tasks=_FOLD_TASK.value,
         dynamic_image_size=_DYNAMIC_IMAGE_SIZE.value,
         calibration_images=images, task_packs=_TASK_PACKS.value,
-        precision=_PRECISION.value)
+        overwrite=_OVERWRITE.value, precision=_PRECISION.value)
     _print_result(result)
     for task, folded in result["folded"].items():
         print(f"Folded {task}:")

@@ -20,7 +20,8 @@ from rmtl_tf.cli.errors import run_cli  # pylint: disable=wrong-import-position
 def main(argv):
     logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines.
     if len(argv) > 1:
-        raise ValueError(f"Unexpected arguments: {argv[1:]}")
+        raise ValueError(f"Unexpected arguments: {argv[1:]}. Flags are "
+                         "--name=value (in a --flagfile, one per line).")
     config = train_flags.config_from_flags()
     if train_flags.SUMMARY.value:
         from rmtl_tf.data import datasets  # pylint: disable=import-outside-toplevel

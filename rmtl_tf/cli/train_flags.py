@@ -78,6 +78,14 @@ SUMMARY = flags.DEFINE_bool(
 _EXPORT_DIR = flags.DEFINE_string(
     "export_dir", None, "If set, export the trained model there at the end "
     "(SavedModel + TFLite, next free version), as export.py does.")
+_DETERMINISTIC = flags.DEFINE_bool(
+    "deterministic", False, "TensorFlow op determinism (initialization and "
+    "data are always seeded by --seed): a run, and the same run killed and "
+    "resumed, give bit-identical weights. Costs speed (see README).")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Discard a checkpoint of an interrupted task that "
+    "was written with other settings (or is damaged) and start that task "
+    "over. Trained tasks are never retrained or overwritten.")
 
 flags.mark_flags_as_required(["model_dir", "tasks"])
 
@@ -104,4 +112,5 @@ def config_from_flags():
         pretrain_learning_rate=_PRETRAIN_LR.value,
         train_examples=_TRAIN_EXAMPLES.value,
         eval_examples=_EVAL_EXAMPLES.value, seed=_SEED.value,
-        jit_compile=_JIT.value, export_dir=_EXPORT_DIR.value)
+        jit_compile=_JIT.value, export_dir=_EXPORT_DIR.value,
+        deterministic=_DETERMINISTIC.value, overwrite=_OVERWRITE.value)

@@ -106,7 +106,7 @@ def dataset_info(name):
 
 def load_split(name, split, tasks, image_size, batch_size, num_examples,
                seed=0, data_dir=None, training=False, augment=None,
-               cache=None):
+               cache=None, start_batch=0):
     """A batched `tf.data.Dataset` of `split` (see the module doc).
 
     Args:
@@ -120,15 +120,23 @@ def load_split(name, split, tasks, image_size, batch_size, num_examples,
         augment: the paper's augmentation; defaults to `training`.
         cache: keep the encoded split in memory; by default when it is
             under `CACHE_BYTES`.
+        start_batch: the first batch to yield, for a run resumed at that
+            step: batch `k` is the same whether or not the run was
+            interrupted before it (`input_pipeline.build`, `skip`).
     """
     from rmtl_tf.data import input_pipeline, synthetic_dataset  # pylint: disable=import-outside-toplevel
     tasks = list(tasks)
     dataset_specs.check_tasks(name, tasks)
     augment = training if augment is None else augment
+    if start_batch < 0 or (start_batch and not training):
+        raise ValueError("start_batch must be >= 0, and only a training "
+                         f"split resumes. Received: start_batch={start_batch}"
+                         f", training={training}")
     if name == "synthetic":
         return synthetic_dataset.synthetic_dataset(
             split, num_examples, tuple(image_size), batch_size, seed=seed,
-            shuffle=training, repeat=training, tasks=tasks, augment=augment)
+            shuffle=training, repeat=training, tasks=tasks, augment=augment,
+            start_batch=start_batch)
     examples, decode_fn, nbytes, count = tfds_examples(
         name, split, tasks, data_dir, num_examples, training, seed)
     # The shuffle buffer holds encoded examples: at most CACHE_BYTES.
@@ -138,7 +146,8 @@ def load_split(name, split, tasks, image_size, batch_size, num_examples,
         shuffle=training, repeat=training, seed=seed,
         cache=nbytes <= CACHE_BYTES if cache is None else cache,
         decode_fn=decode_fn,
-        shuffle_buffer=int(min(count, max(64, CACHE_BYTES // per_example))))
+        shuffle_buffer=int(min(count, max(64, CACHE_BYTES // per_example))),
+        skip=start_batch * batch_size)
 
 
 def tfds_examples(name, split, tasks, data_dir, num_examples=None,

@@ -22,7 +22,8 @@ DEFAULT_SHUFFLE_BUFFER = 1024
 
 def build(examples, tasks, image_size, batch_size, *, augment=False,
           shuffle=False, repeat=False, seed=0, cache=False, decode_fn=None,
-          shuffle_buffer=DEFAULT_SHUFFLE_BUFFER, drop_remainder=None):
+          shuffle_buffer=DEFAULT_SHUFFLE_BUFFER, drop_remainder=None,
+          skip=0):
     """Batches of `examples` for `tasks` at `image_size` (see module doc).
 
     Args:
@@ -38,6 +39,13 @@ def build(examples, tasks, image_size, batch_size, *, augment=False,
         decode_fn: `example -> decoded example`; by default
             `decoders.decode_example(example, tasks)`.
         drop_remainder: defaults to `repeat`.
+        skip: examples of the (shuffled, repeated) stream to skip before
+            decoding: a resumed run starts at the batch after its
+            checkpoint. The stream is a deterministic function of `seed`
+            and each example's augmentation draw of its position, so
+            skipping `step * batch_size` examples continues exactly where
+            the interrupted run was; only the cheap shuffle of encoded
+            examples is replayed, nothing is decoded or augmented.
     """
     tasks = list(tasks)
     size = tuple(int(s) for s in image_size)
@@ -61,7 +69,10 @@ def build(examples, tasks, image_size, batch_size, *, augment=False,
             features = transforms.eval_transform(features, size)
         return transforms.to_model_inputs(features, tasks)
 
-    ds = ds.enumerate().map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.enumerate()
+    if skip:
+        ds = ds.skip(skip)
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.batch(batch_size, drop_remainder=repeat if drop_remainder is None
                   else drop_remainder)
     return ds.prefetch(tf.data.AUTOTUNE)

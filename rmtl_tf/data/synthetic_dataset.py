@@ -38,7 +38,8 @@ def synthetic_arrays(split, num_examples, image_size, seed=0):
 
 
 def synthetic_dataset(split, num_examples, image_size, batch_size, seed=0,
-                      shuffle=None, repeat=None, tasks=None, augment=False):
+                      shuffle=None, repeat=None, tasks=None, augment=False,
+                      start_batch=0):
     """Batches `(image, {task: label})` of the synthetic scenes.
 
     The scenes go through the same pipeline as the real datasets
@@ -46,7 +47,8 @@ def synthetic_dataset(split, num_examples, image_size, batch_size, seed=0,
     [0, 255] (the model normalizes); semseg labels are int32 (B, H, W), the
     other labels float32 (B, H, W, C). Training ("train"/"pretrain")
     shuffles and repeats by default; `augment` applies the paper's
-    augmentation (random scale, crop, flip).
+    augmentation (random scale, crop, flip). `start_batch`: the first
+    batch to yield (a resumed run's step; see `input_pipeline.build`).
     """
     tasks = list(TASKS if tasks is None else tasks)
     for task in tasks:
@@ -62,4 +64,4 @@ def synthetic_dataset(split, num_examples, image_size, batch_size, seed=0,
     return input_pipeline.build(
         examples, tasks, image_size, batch_size, augment=augment,
         shuffle=shuffle, repeat=repeat, seed=seed,
-        shuffle_buffer=num_examples)
+        shuffle_buffer=num_examples, skip=start_batch * batch_size)

@@ -29,6 +29,7 @@ and which are unchanged (their outputs are then bit-identical).
 """
 
 import contextlib
+import glob
 import os
 import re
 import shutil
@@ -226,6 +227,48 @@ def _export_one(model, model_base, model_name, version, kind, tflite,
     return result
 
 
+def version_files(export_dir, model_name, version):
+    """The existing files and directories of `version` of `model_name`:
+    its SavedModel, metadata, TFLite files and task packs."""
+    base = os.path.join(export_dir, model_name)
+    pattern = glob.escape(base)
+    found = [os.path.join(base, str(version))]
+    found += glob.glob(os.path.join(pattern, f"{model_name}-{version}.json"))
+    found += glob.glob(os.path.join(pattern,
+                                    f"{model_name}-{version}.tflite"))
+    found += glob.glob(os.path.join(pattern,
+                                    f"{model_name}-{version}-*.tflite"))
+    found += glob.glob(os.path.join(pattern, "packs", f"*-{version}.npz"))
+    return sorted(p for p in set(found) if os.path.lexists(p))
+
+
+@contextlib.contextmanager
+def _replacing(paths, export_dir):
+    """Moves `paths` aside; restores them if the body fails, else deletes
+    them: an export that fails leaves the old version intact."""
+    if not paths:
+        yield
+        return
+    backup = tempfile.mkdtemp(prefix=".tmp-overwrite-", dir=export_dir)
+    moved = []
+    try:
+        for i, path in enumerate(paths):
+            target = os.path.join(backup, f"old-{i}")
+            os.replace(path, target)
+            moved.append((path, target))
+        yield
+    except BaseException:
+        for path, target in moved:
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.lexists(path):
+                os.remove(path)
+            os.replace(target, path)
+        shutil.rmtree(backup, ignore_errors=True)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
+
+
 def _write_tflite_files(source, model, model_base, model_name, version,
                         names, tflite, quantize_modes, images):
     result = {"tasks": signatures_lib.served_tasks(model),
@@ -244,7 +287,7 @@ def _write_tflite_files(source, model, model_base, model_name, version,
 def export(model, export_dir, model_name="rmtl", version=None, tflite=True,
            fold_modulators=False, quantize_modes=(), fold_tasks=(),
            dynamic_image_size=False, calibration_images=None,
-           task_packs=False, precision="float32"):
+           task_packs=False, precision="float32", overwrite=False):
     """SavedModel (+ TFLite files) of `model` under `export_dir/model_name/`.
 
     Args:
@@ -263,6 +306,9 @@ def export(model, export_dir, model_name="rmtl", version=None, tflite=True,
             signatures compute in bfloat16 (see `bfloat16_copy`; inputs and
             outputs stay float32, weights are stored once in float32). TFLite
             and folded files stay float32 (LiteRT has `quantize_modes`).
+        overwrite: replace the files of an existing `version` (otherwise
+            a `FileExistsError` names them). The old files are moved aside
+            and restored if the export fails.
 
     Returns a dict with the paths written, the version and the signature
     names (plus `folded`: {task: the same dict for its folded model}).
@@ -278,11 +324,24 @@ def export(model, export_dir, model_name="rmtl", version=None, tflite=True,
         version = max([next_version(model_base)] + [
             next_version(os.path.join(export_dir, n))
             for n in folded_names.values()])
-    for name in [model_name, *folded_names.values()]:
-        path = os.path.join(export_dir, name, str(version))
-        if os.path.exists(path):
-            raise FileExistsError(f"Export path already exists: {path!r}. "
-                                  "Choose another --version.")
+    existing = [p for name in [model_name, *folded_names.values()]
+                for p in version_files(export_dir, name, version)]
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"Version {version} already exists in export_dir="
+            f"{export_dir!r}: {existing[:4]}. Choose another --version, or "
+            "pass --overwrite to replace it.")
+    with _replacing(existing, export_dir):
+        return _export(model, export_dir, model_name, version, tflite,
+                       fold_modulators, quantize_modes, fold_tasks,
+                       dynamic_image_size, calibration_images, task_packs,
+                       folded_names, precision)
+
+
+def _export(model, export_dir, model_name, version, tflite, fold_modulators,
+            quantize_modes, fold_tasks, dynamic_image_size,
+            calibration_images, task_packs, folded_names, precision):
+    model_base = os.path.join(export_dir, model_name)
     images = calibration_images
     if "int8" in quantize_modes and images is None:
         size = export_image_size(model)

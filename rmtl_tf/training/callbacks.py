@@ -10,23 +10,94 @@ from rmtl_tf.visualization.image_summaries import write_task_images
 
 
 class CheckpointCallback(keras.callbacks.Callback):
-    """Writes an atomic checkpoint of `model` and `optimizer` every epoch."""
+    """Writes an atomic checkpoint of `model` and `optimizer` every epoch.
 
-    def __init__(self, directory, model, optimizer, steps_per_epoch):
+    The step is `(epoch + 1) * steps_per_epoch` (equal to the optimizer's
+    `iterations`, which the checkpoint also holds); `run` (the settings
+    that decide the trajectory) is stored with it. No checkpoint is written
+    of weights that are NaN or Inf: the last good one stays in force.
+    """
+
+    def __init__(self, directory, model, optimizer, steps_per_epoch,
+                 run=None, task=None):
         super().__init__()
         self.directory = directory
         self.full_model = model
         self.optimizer = optimizer
         self.steps_per_epoch = steps_per_epoch
+        self.run = run
+        self.task = task
 
     def on_epoch_end(self, epoch, logs=None):
+        step = (epoch + 1) * self.steps_per_epoch
         if logs and not np.isfinite(logs.get("loss", 0.0)):
             raise FloatingPointError(
-                f"Loss is {logs['loss']} at step "
-                f"{(epoch + 1) * self.steps_per_epoch}; the last good "
+                f"Loss is {logs['loss']} at step {step}; the last good "
                 f"checkpoint in {self.directory!r} is kept.")
+        where = f" of task {self.task!r}" if self.task else ""
+        checkpoint.check_finite(self.full_model, step, where)
         checkpoint.save(self.directory, self.full_model, self.optimizer,
-                        (epoch + 1) * self.steps_per_epoch)
+                        step, run=self.run)
+
+
+class NaNGuard(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss, or whose update of the
+    trainable weights, is NaN or Inf.
+
+    Both are checked: the forward pass can swallow a NaN (the stem's max
+    pooling drops it on CPU), so a finite loss does not prove finite
+    weights.
+    Raises `FloatingPointError` naming the task, the step (1-based, counted
+    over the whole task, resumed steps included), the first bad variable,
+    and the last good checkpoint, which stays in force (`CheckpointCallback`
+    checks the weights again before writing).
+    """
+
+    def __init__(self, task, steps_per_epoch, checkpoint_dir=None):
+        super().__init__()
+        self.task = task
+        self.steps_per_epoch = steps_per_epoch
+        self.checkpoint_dir = checkpoint_dir
+        self.epoch = 0
+        self._all_finite = None
+
+    def on_train_begin(self, logs=None):
+        variables = list(self.model.trainable_variables)
+
+        @tf.function
+        def all_finite():
+            return tf.reduce_all(tf.stack(
+                [tf.reduce_all(tf.math.is_finite(v)) for v in variables]))
+
+        self._all_finite = all_finite if variables else None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def _kept(self):
+        if self.checkpoint_dir:
+            state = checkpoint.latest(self.checkpoint_dir)
+            if state:
+                return (f"the last good checkpoint (step {state['step']}) in "
+                        f"{self.checkpoint_dir!r} is kept")
+        return "no checkpoint was written yet"
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self.epoch * self.steps_per_epoch + batch + 1
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(loss):
+            raise FloatingPointError(
+                f"Loss of task {self.task!r} is {float(loss)} at step {step};"
+                f" training stopped and {self._kept()}. Lower "
+                "--learning_rate or check the data.")
+        if self._all_finite is not None and not bool(self._all_finite()):
+            bad = next(v.path for v in self.model.trainable_variables
+                       if not np.all(np.isfinite(np.asarray(v))))
+            raise FloatingPointError(
+                f"Weights of task {self.task!r} became NaN or Inf at step "
+                f"{step} (first: {bad!r}; the loss was {loss}); training "
+                f"stopped and {self._kept()}. Lower --learning_rate or check"
+                " the data.")
 
 
 class ImageSummary(keras.callbacks.Callback):

@@ -52,6 +52,8 @@ class TrainConfig:
     seed: int = 0
     jit_compile: bool = False
     export_dir: Optional[str] = None
+    deterministic: bool = False
+    overwrite: bool = False
 
     def __post_init__(self):
         self.tasks = tuple(registry.parse_tasks(self.tasks))
@@ -89,6 +91,13 @@ class TrainConfig:
         if not 0 <= self.momentum < 1:
             raise ValueError(f"--momentum must be in [0, 1). "
                              f"Received: momentum={self.momentum}")
+        if self.dataset == "synthetic" and (self.data_dir or self.manual_dir
+                                            or self.download):
+            raise ValueError(
+                "--data_dir, --manual_dir and --download are for real "
+                "datasets; --dataset=synthetic renders its scenes. Received: "
+                f"data_dir={self.data_dir!r}, manual_dir={self.manual_dir!r}"
+                f", download={self.download}")
 
     @property
     def nff(self):

@@ -16,6 +16,7 @@ import os
 import shutil
 import sys
 import time
+import zipfile
 
 import keras
 import numpy as np
@@ -27,7 +28,8 @@ from rmtl_tf.models import response_init
 from rmtl_tf.models.multitask_model import MultiTaskModel, add_task
 from rmtl_tf.tasks import registry
 from rmtl_tf.training import checkpoint, pretrain_lib
-from rmtl_tf.training.callbacks import CheckpointCallback, ImageSummary
+from rmtl_tf.training.callbacks import (CheckpointCallback, ImageSummary,
+                                        NaNGuard)
 
 MODEL_FILE = "model.keras"
 BANK_FILE = "bank.npz"
@@ -43,7 +45,12 @@ def load_model(model_dir):
         raise FileNotFoundError(
             f"No trained model in model_dir={model_dir!r} (expected "
             f"{path!r}). Train one first with train.py --model_dir=...")
-    return keras.models.load_model(path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path!r} is not a .keras file (not a zip archive): damaged or "
+            "truncated. Restore it, or retrain into a new --model_dir.")
+    # safe_mode: a saved file never brings code (no lambdas are loaded).
+    return keras.models.load_model(path, safe_mode=True)
 
 
 def check_architecture(model, config):
@@ -60,7 +67,27 @@ def check_architecture(model, config):
             "a new --model_dir.")
 
 
+def _check_bank_source(config):
+    """A model directory keeps the bank its first task was trained on: a run
+    asking for another one is refused instead of silently ignored."""
+    summary = checkpoint.read_json(
+        os.path.join(config.model_dir, SUMMARY_FILE)) or {}
+    sources = {t: s.get("config", {}).get("bank")
+               for t, s in summary.get("tasks", {}).items()}
+    other = {t: b for t, b in sources.items()
+             if b is not None and b != config.bank}
+    if other:
+        task, bank = sorted(other.items())[0]
+        raise ValueError(
+            f"--bank={config.bank} conflicts with model_dir="
+            f"{config.model_dir!r}: its task {task!r} was trained on "
+            f"--bank={bank}, and every task of a model directory shares one "
+            f"bank. Pass --bank={bank} to add tasks, or use a new "
+            "--model_dir.")
+
+
 def _bank_weights(config, log):
+    _check_bank_source(config)
     path = os.path.join(config.model_dir, BANK_FILE)
     if os.path.isfile(path):
         return bank_lib.load_npz(path)
@@ -103,6 +130,43 @@ def _optimizer(config, total_steps):
                                 weight_decay=config.weight_decay or None)
 
 
+# Settings a checkpoint must agree with to be resumed: they decide the
+# trajectory (data order, batches, schedule), unlike paths or speed flags.
+RUN_FIELDS = ("dataset", "augment", "image_size", "batch_size", "train_steps",
+              "checkpoint_every", "learning_rate", "momentum", "weight_decay",
+              "poly_power", "train_examples", "seed")
+
+
+def seed_everything(config):
+    """Seeds Python, NumPy and TensorFlow/Keras from `config.seed`, and with
+    `config.deterministic` turns on TensorFlow's op determinism."""
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        import tensorflow as tf  # pylint: disable=import-outside-toplevel
+        tf.config.experimental.enable_op_determinism()
+
+
+def _run_settings(task, config):
+    settings = {f: getattr(config, f) for f in RUN_FIELDS}
+    settings["image_size"] = list(settings["image_size"])
+    return {"task": task, **settings}
+
+
+def _restore(ckpt_dir, model, optimizer, task, config, log):
+    """Restores `ckpt_dir` (the step, 0 if none); with `--overwrite`, a
+    checkpoint that conflicts with the flags or is damaged is discarded."""
+    try:
+        return checkpoint.restore(ckpt_dir, model, optimizer,
+                                  run=_run_settings(task, config))
+    except (ValueError, FileNotFoundError) as e:
+        if not config.overwrite:
+            raise
+        log(f"--overwrite: discarding the checkpoints of task {task!r} "
+            f"({e})")
+        shutil.rmtree(ckpt_dir)
+        return 0
+
+
 def train_task(model, task, config, log=print):
     """Trains `task`'s own variables for `config.train_steps` steps.
 
@@ -119,20 +183,23 @@ def train_task(model, task, config, log=print):
                        jit_compile=config.jit_compile)
     optimizer.build(task_model.trainable_variables)
     ckpt_dir = os.path.join(config.model_dir, "checkpoints", task)
-    start = checkpoint.restore(ckpt_dir, model, optimizer)
+    start = _restore(ckpt_dir, model, optimizer, task, config, log)
     if start:
         log(f"Resuming task {task!r} from step {start}.")
     train_ds = datasets.load_split(
         config.dataset, "train", [task], config.image_size,
         config.batch_size, config.train_examples, seed=config.seed,
-        data_dir=config.data_dir, training=True, augment=config.augment)
+        data_dir=config.data_dir, training=True, augment=config.augment,
+        start_batch=start)
     val_ds = datasets.load_split(
         config.dataset, "validation", [task], config.image_size,
         config.batch_size, config.batch_size, seed=config.seed,
         data_dir=config.data_dir)
     log_dir = os.path.join(config.model_dir, "logs", task)
     callbacks = [
-        CheckpointCallback(ckpt_dir, model, optimizer, steps_per_epoch),
+        NaNGuard(task, steps_per_epoch, ckpt_dir),
+        CheckpointCallback(ckpt_dir, model, optimizer, steps_per_epoch,
+                           run=_run_settings(task, config), task=task),
         keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False),
         ImageSummary(log_dir, task_model, val_ds, task),
     ]
@@ -158,6 +225,7 @@ def train_task(model, task, config, log=print):
 
 def train(config, log=print):
     """Trains every task of `config.tasks` the model does not have yet."""
+    seed_everything(config)
     datasets.check_available(config.dataset, config.data_dir,
                              manual_dir=config.manual_dir,
                              download=config.download,

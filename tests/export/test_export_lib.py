@@ -117,6 +117,43 @@ def test_versions_increment_and_existing_version_is_kept(small_model,
     Interpreter(model_path=second["tflite"])
 
 
+def test_overwrite_replaces_a_version_and_restores_it_on_failure(
+        small_model, tmp_path, monkeypatch):
+    export_lib.export(small_model, str(tmp_path), model_name="m",
+                      task_packs=True)
+    base = tmp_path / "m"
+    assert [os.path.basename(p) for p in export_lib.version_files(
+        str(tmp_path), "m", 1)] == ["1", "m-1.json", "m-1.tflite",
+                                    "semseg-1.npz"]
+    with pytest.raises(FileExistsError, match=r"Version 1 already exists.*"
+                       r"m-1.json.*--overwrite"):
+        export_lib.export(small_model, str(tmp_path), model_name="m",
+                          version=1, tflite=False)
+    before = _snapshot(str(base))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(export_lib, "write_tflite", broken)
+    with pytest.raises(RuntimeError, match="converter crashed"):
+        export_lib.export(small_model, str(tmp_path), model_name="m",
+                          version=1, overwrite=True)
+    assert _snapshot(str(base)) == before  # The old version is back.
+    assert [p for p in os.listdir(tmp_path) if p.startswith(".tmp")] == []
+    monkeypatch.undo()
+
+    result = export_lib.export(small_model, str(tmp_path), model_name="m",
+                               version=1, tflite=False, overwrite=True)
+    assert result["version"] == 1
+    # Replaced, not merged: the old TFLite file and pack are gone.
+    assert sorted(os.listdir(base)) == ["1", "m-1.json", "packs"]
+    assert not os.listdir(base / "packs")
+    config = (tmp_path / "models.config").read_text()
+    assert 'base_path: "/models/m"' in config and "tmp" not in config.split(
+        "\n", 1)[1]
+    tf.saved_model.load(result["saved_model"])
+
+
 @pytest.mark.parametrize("model_name", ["", "a/b", "..", ".", "has space",
                                         "-x", None])
 def test_bad_model_name(small_model, tmp_path, model_name):
