@@ -26,7 +26,7 @@ from rmtl_tf.models import bank as bank_lib
 from rmtl_tf.models import response_init
 from rmtl_tf.models.multitask_model import MultiTaskModel, add_task
 from rmtl_tf.tasks import registry
-from rmtl_tf.training import checkpoint, pretrain_lib
+from rmtl_tf.training import checkpoint, distribute, pretrain_lib
 from rmtl_tf.training.callbacks import CheckpointCallback, ImageSummary
 
 MODEL_FILE = "model.keras"
@@ -114,7 +114,8 @@ def train_task(model, task, config, log=print):
     epochs = math.ceil(config.train_steps / config.checkpoint_every)
     steps_per_epoch = math.ceil(config.train_steps / epochs)
     optimizer = _optimizer(config, epochs * steps_per_epoch)
-    task_model.compile(optimizer=optimizer, loss={task: spec.loss},
+    task_model.compile(optimizer=optimizer,
+                       loss={task: distribute.replica_loss(spec.loss)},
                        loss_weights={task: spec.loss_weight},
                        jit_compile=config.jit_compile)
     optimizer.build(task_model.trainable_variables)
@@ -122,6 +123,7 @@ def train_task(model, task, config, log=print):
     start = checkpoint.restore(ckpt_dir, model, optimizer)
     if start:
         log(f"Resuming task {task!r} from step {start}.")
+    distribute.broadcast_from_chief(model.weights + optimizer.variables)
     train_ds = datasets.load_split(
         config.dataset, "train", [task], config.image_size,
         config.batch_size, config.train_examples, seed=config.seed,
@@ -156,6 +158,7 @@ def train_task(model, task, config, log=print):
     }
 
 
+@distribute.distributed
 def train(config, log=print):
     """Trains every task of `config.tasks` the model does not have yet."""
     datasets.check_available(config.dataset, config.data_dir,
@@ -216,6 +219,7 @@ def train(config, log=print):
             f"{model_path}.")
     if model is None:
         raise FileNotFoundError(f"No model in {config.model_dir!r}.")
+    model = distribute.float32_copy(model)  # Evaluated, exported in float32.
     log(format_training_table(model, summary))
     results = evaluate_lib.evaluate_with_baselines(
         model, config.dataset, config.image_size, config.eval_examples,

@@ -1,0 +1,273 @@
+"""Distributed and mixed-precision training on `tf.distribute`.
+
+`train_lib.train` runs inside `run_context(config)`, which
+
+- builds the `tf.distribute` strategy named by `config.strategy` and enters
+  its scope, so models, optimizers and compiled train steps are created
+  under it (Keras 3 `fit` on the TensorFlow backend then runs each step on
+  every replica and all-reduces the gradients);
+- sets the Keras global dtype policy named by `config.mixed_precision` for
+  the run and restores the previous one afterwards;
+- on a multi-worker non-chief worker, points `model_dir` and `export_dir` at
+  a temporary directory (deleted at the end): every worker runs the same
+  code (saving may need collectives), only the chief's files are kept.
+
+Strategies:
+
+- `default`: one device, no distribution.
+- `mirrored`: `tf.distribute.MirroredStrategy`, one replica per local GPU,
+  or per logical CPU device. With `num_cpu_devices=N` (`--num_cpu_devices`)
+  the physical CPU is split into N logical devices first (mostly for tests
+  and benchmarks: on one CPU the replicas share the same cores).
+- `multi_worker`: `tf.distribute.MultiWorkerMirroredStrategy`; the cluster
+  comes from the `TF_CONFIG` environment variable of each worker.
+
+The batch size is global: each step, `batch_size` images are split evenly
+across the replicas (it must be divisible by their number). Nothing scales
+the learning rate; BatchNorm statistics are per replica (not synchronized).
+"""
+
+import contextlib
+import dataclasses
+import functools
+import json
+import os
+import shutil
+import tempfile
+
+STRATEGIES = ("default", "mirrored", "multi_worker")
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def check_strategy(name):
+    """Raises `ValueError` naming `name` unless it is a known strategy."""
+    if name not in STRATEGIES:
+        raise ValueError(f"Unknown --strategy={name!r}. Expected one of "
+                         f"{STRATEGIES}.")
+    return name
+
+
+def check_precision(name):
+    """Raises `ValueError` naming `name` unless it is a known dtype policy."""
+    if name not in PRECISIONS:
+        raise ValueError(f"Unknown --mixed_precision={name!r}. Expected one "
+                         f"of {PRECISIONS}.")
+    return name
+
+
+def parse_tf_config(value=None):
+    """The cluster spec of this worker from `TF_CONFIG`, validated.
+
+    Returns `{"cluster": {...}, "task": {"type": ..., "index": ...}}`.
+    Raises `ValueError` naming the value when it is missing or malformed.
+    """
+    value = os.environ.get("TF_CONFIG") if value is None else value
+    example = ('{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+               '"task": {"type": "worker", "index": 0}}')
+    if not value:
+        raise ValueError(
+            "--strategy=multi_worker needs the TF_CONFIG environment "
+            "variable describing the cluster and this worker's task, e.g. "
+            f"TF_CONFIG='{example}'. Received: TF_CONFIG unset or empty.")
+    try:
+        spec = json.loads(value)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"TF_CONFIG is not valid JSON ({e}). Received: "
+                         f"TF_CONFIG={value!r}. Expected e.g. '{example}'."
+                         ) from e
+    cluster = spec.get("cluster") if isinstance(spec, dict) else None
+    task = spec.get("task") if isinstance(spec, dict) else None
+    if (not isinstance(cluster, dict) or not cluster
+            or not all(isinstance(v, list) and v and all(
+                isinstance(a, str) and ":" in a for a in v)
+                for v in cluster.values())):
+        raise ValueError(
+            "TF_CONFIG needs 'cluster': a dict of job name -> list of "
+            f"'host:port' addresses. Received: TF_CONFIG={value!r}. Expected "
+            f"e.g. '{example}'.")
+    if (not isinstance(task, dict) or task.get("type") not in cluster
+            or not isinstance(task.get("index"), int)
+            or not 0 <= task["index"] < len(cluster[task["type"]])):
+        raise ValueError(
+            "TF_CONFIG needs 'task': {'type': a job of the cluster "
+            f"({sorted(cluster)}), 'index': its position in that job's "
+            f"address list}}. Received: TF_CONFIG={value!r}.")
+    bad = sorted(set(cluster) - {"chief", "worker", "evaluator"})
+    if bad:
+        raise ValueError(
+            f"TF_CONFIG cluster jobs {bad} are not supported by "
+            "MultiWorkerMirroredStrategy (expected 'worker' and optionally "
+            f"one 'chief'). Received: TF_CONFIG={value!r}.")
+    return spec
+
+
+def split_cpu(num_devices):
+    """Splits the physical CPU into `num_devices` logical devices.
+
+    Must run before TensorFlow initializes its devices (before any op).
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    if not isinstance(num_devices, int) or num_devices < 1:
+        raise ValueError("--num_cpu_devices must be an int >= 1. Received: "
+                         f"num_cpu_devices={num_devices!r}")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current is not None and len(current) == num_devices:
+        return
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
+    except RuntimeError as e:
+        raise RuntimeError(
+            f"Cannot split the CPU into num_cpu_devices={num_devices} "
+            "logical devices: TensorFlow has already initialized its "
+            "devices. Build the strategy before running any TensorFlow op "
+            "(train.py does).") from e
+
+
+def build_strategy(name, num_cpu_devices=None):
+    """The `tf.distribute.Strategy` called `name` (see the module doc)."""
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    check_strategy(name)
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "multi_worker":
+        parse_tf_config()  # Clear errors before TF's own.
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if num_cpu_devices and num_cpu_devices > 1:
+        split_cpu(num_cpu_devices)
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = gpus or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+
+
+def is_chief(strategy):
+    """True unless `strategy` is multi-worker and this worker is not chief.
+
+    The chief is the `chief` task, or `worker` 0 when there is none.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    if task_type == "chief":
+        return True
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    return task_type == "worker" and task_id == 0 and not has_chief
+
+
+def check_batch_size(strategy, batch_size):
+    """The global batch must split evenly across the replicas."""
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas:
+        raise ValueError(
+            f"--batch_size={batch_size} is the global batch and must be "
+            f"divisible by the {replicas} replicas of the strategy.")
+
+
+def broadcast_from_chief(variables, strategy=None):
+    """Sets every worker's `variables` to the chief's values.
+
+    Multi-worker variables start equal (TF broadcasts initial values), but
+    what is assigned afterwards (pretrained bank, response initialization,
+    a restored checkpoint) is each worker's own; this makes them equal
+    before training. A no-op unless `strategy` spans several workers.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    strategy = strategy or tf.distribute.get_strategy()
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    variables = [getattr(v, "value", v) for v in variables]
+    if not variables:
+        return
+
+    def chief_values():
+        ctx = tf.distribute.get_replica_context()
+        first = tf.equal(ctx.replica_id_in_sync_group, 0)
+        own = [tf.where(first, tf.convert_to_tensor(v), tf.zeros_like(v))
+               for v in variables]
+        return ctx.all_reduce(tf.distribute.ReduceOp.SUM, own)
+
+    values = strategy.experimental_local_results(strategy.run(chief_values))
+    for variable, value in zip(variables, values[0]):
+        variable.assign(value)
+
+
+def replica_loss(loss_fn):
+    """`loss_fn` in float32, scaled for gradient all-reduction.
+
+    Keras 3 divides a loss by the number of replicas (so that summing the
+    replicas' gradients gives the gradient of the global mean) only when it
+    reduces per-example values itself; the task losses return a scalar
+    (masked means), which Keras passes through unscaled: with 2 replicas the
+    gradient would be doubled. This wrapper divides a scalar loss by the
+    number of replicas (Keras multiplies it back for the reported loss) and
+    computes it on float32 outputs (mixed precision models output float16
+    or bfloat16).
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from keras import ops  # pylint: disable=import-outside-toplevel
+
+    @functools.wraps(loss_fn)
+    def loss(y_true, y_pred, *args, **kwargs):
+        value = loss_fn(y_true, ops.cast(y_pred, "float32"), *args, **kwargs)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1 and len(value.shape) == 0:
+            value = value / replicas
+        return value
+    return loss
+
+
+def float32_copy(model):
+    """`model` rebuilt with float32 layers (for evaluation and export), or
+    `model` itself when its layers already compute in float32."""
+    import keras  # pylint: disable=import-outside-toplevel
+    if all(layer.dtype_policy.name == "float32"
+           for layer in model._flatten_layers()):  # pylint: disable=protected-access
+        return model
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        copy = model.__class__.from_config(model.get_config())
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+@contextlib.contextmanager
+def run_context(config):
+    """Yields `(config, strategy)` for a training run (see the module doc);
+    on a non-chief worker `config` writes to a temporary directory."""
+    import keras  # pylint: disable=import-outside-toplevel
+    check_strategy(config.strategy)
+    check_precision(config.mixed_precision)
+    strategy = build_strategy(config.strategy, config.num_cpu_devices)
+    check_batch_size(strategy, config.batch_size)
+    scratch = None
+    if not is_chief(strategy):
+        scratch = tempfile.mkdtemp(prefix="rmtl_worker_")
+        model_dir = os.path.join(scratch, "model")
+        if os.path.isdir(config.model_dir):  # The chief's state, if shared.
+            shutil.copytree(config.model_dir, model_dir)
+        config = dataclasses.replace(
+            config, model_dir=model_dir,
+            export_dir=config.export_dir and os.path.join(scratch, "export"))
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(config.mixed_precision)
+    try:
+        with strategy.scope():
+            yield config, strategy
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def distributed(train_fn):
+    """Decorates `train_fn(config, ...)` to run in `run_context(config)`."""
+    @functools.wraps(train_fn)
+    def wrapper(config, *args, **kwargs):
+        with run_context(config) as (run_config, _):
+            return train_fn(run_config, *args, **kwargs)
+    return wrapper
