@@ -133,12 +133,43 @@ def build_strategy(name, num_cpu_devices=None):
         return tf.distribute.get_strategy()
     if name == "multi_worker":
         parse_tf_config()  # Clear errors before TF's own.
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multi_worker_strategy()
     if num_cpu_devices and num_cpu_devices > 1:
         split_cpu(num_cpu_devices)
     gpus = tf.config.list_logical_devices("GPU")
     devices = gpus or tf.config.list_logical_devices("CPU")
     return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
+
+
+def _multi_worker_strategy():
+    """`MultiWorkerMirroredStrategy` with a `reduce` Keras 3 `fit` can use.
+
+    Keras 3.15 `fit` under MultiWorkerMirroredStrategy fails twice in
+    `strategy.reduce` (keras-team/keras#20585, tensorflow#72388):
+    `_maybe_symbolic_build` reduces the whole first `(x, y)` batch in one
+    call ("Attempt to convert a value (PerReplica...) to a Tensor"), and
+    `reduce_per_replica` reduces scalar metrics with `axis=0` ("Invalid
+    reduction dimension 0 for input with 0 dimensions"). This reduces each
+    leaf of a structure on its own, and scalars over replicas only.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+
+    class NestedReduceMultiWorkerStrategy(
+            tf.distribute.MultiWorkerMirroredStrategy):
+
+        def reduce(self, reduce_op, value, axis):  # pylint: disable=missing-function-docstring
+            if (tf.nest.is_nested(value)
+                    and not isinstance(value, tf.distribute.DistributedValues)):
+                return tf.nest.map_structure(
+                    lambda v: super(NestedReduceMultiWorkerStrategy,
+                                    self).reduce(reduce_op, v, axis), value)
+            parts = (value.values if isinstance(
+                value, tf.distribute.DistributedValues) else (value,))
+            if axis is not None and parts[0].shape.rank == 0:
+                axis = None  # A scalar: the mean over replicas.
+            return super().reduce(reduce_op, value, axis)
+
+    return NestedReduceMultiWorkerStrategy()
 
 
 def is_chief(strategy):
@@ -181,16 +212,22 @@ def broadcast_from_chief(variables, strategy=None):
     if not variables:
         return
 
-    def chief_values():
+    by_dtype = {}
+    for variable in variables:
+        by_dtype.setdefault(variable.dtype, []).append(variable)
+
+    def chief_values(group):
         ctx = tf.distribute.get_replica_context()
         first = tf.equal(ctx.replica_id_in_sync_group, 0)
         own = [tf.where(first, tf.convert_to_tensor(v), tf.zeros_like(v))
-               for v in variables]
+               for v in group]
         return ctx.all_reduce(tf.distribute.ReduceOp.SUM, own)
 
-    values = strategy.experimental_local_results(strategy.run(chief_values))
-    for variable, value in zip(variables, values[0]):
-        variable.assign(value)
+    for group in by_dtype.values():  # One all-reduce per dtype.
+        values = strategy.experimental_local_results(tf.function(
+            lambda g=group: strategy.run(chief_values, args=(g,)))())
+        for variable, value in zip(group, values[0]):
+            variable.assign(value)
 
 
 def replica_loss(loss_fn):
@@ -253,6 +290,8 @@ def run_context(config):
         config = dataclasses.replace(
             config, model_dir=model_dir,
             export_dir=config.export_dir and os.path.join(scratch, "export"))
+    # --seed seeds initialization too: equal runs start from equal weights.
+    keras.utils.set_random_seed(config.seed)
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(config.mixed_precision)
     try:
