@@ -35,6 +35,9 @@ import os
 import shutil
 import tempfile
 
+import keras
+import tensorflow as tf
+
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -106,7 +109,6 @@ def split_cpu(num_devices):
 
     Must run before TensorFlow initializes its devices (before any op).
     """
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
     if not isinstance(num_devices, int) or num_devices < 1:
         raise ValueError("--num_cpu_devices must be an int >= 1. Received: "
                          f"num_cpu_devices={num_devices!r}")
@@ -127,7 +129,6 @@ def split_cpu(num_devices):
 
 def build_strategy(name, num_cpu_devices=None):
     """The `tf.distribute.Strategy` called `name` (see the module doc)."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
     check_strategy(name)
     if name == "default":
         return tf.distribute.get_strategy()
@@ -152,7 +153,6 @@ def _multi_worker_strategy():
     reduction dimension 0 for input with 0 dimensions"). This reduces each
     leaf of a structure on its own, and scalars over replicas only.
     """
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
 
     class NestedReduceMultiWorkerStrategy(
             tf.distribute.MultiWorkerMirroredStrategy):
@@ -197,21 +197,19 @@ def check_batch_size(strategy, batch_size):
 
 
 def broadcast_from_chief(variables, strategy=None):
-    """Sets every worker's `variables` to the chief's values.
+    """Sets every replica's copy of `variables` to the chief's.
 
-    Multi-worker variables start equal (TF broadcasts initial values), but
-    what is assigned afterwards (pretrained bank, response initialization,
-    a restored checkpoint) is each worker's own; this makes them equal
-    before training. A no-op unless `strategy` spans several workers.
+    "The chief's" is the first replica of the chief worker. Replicas drift
+    apart where nothing all-reduces: what each worker assigns itself
+    (pretrained bank, response initialization, a restored checkpoint) and
+    the BatchNorm moving statistics, which every replica updates from its
+    own share of the batch. Training starts from, and ends with, the
+    chief's values (the ones it saves). A no-op with one replica.
     """
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
     strategy = strategy or tf.distribute.get_strategy()
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if strategy.num_replicas_in_sync == 1:
         return
     variables = [getattr(v, "value", v) for v in variables]
-    if not variables:
-        return
-
     by_dtype = {}
     for variable in variables:
         by_dtype.setdefault(variable.dtype, []).append(variable)
@@ -223,11 +221,17 @@ def broadcast_from_chief(variables, strategy=None):
                for v in group]
         return ctx.all_reduce(tf.distribute.ReduceOp.SUM, own)
 
-    for group in by_dtype.values():  # One all-reduce per dtype.
-        values = strategy.experimental_local_results(tf.function(
-            lambda g=group: strategy.run(chief_values, args=(g,)))())
-        for variable, value in zip(group, values[0]):
-            variable.assign(value)
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # Not "retracing": one new function per call.
+    try:
+        for group in by_dtype.values():  # One all-reduce per dtype.
+            values = strategy.experimental_local_results(tf.function(
+                lambda g=group: strategy.run(chief_values, args=(g,)))())
+            for variable, value in zip(group, values[0]):
+                variable.assign(value)
+    finally:
+        logger.setLevel(level)
 
 
 def replica_loss(loss_fn):
@@ -242,12 +246,10 @@ def replica_loss(loss_fn):
     computes it on float32 outputs (mixed precision models output float16
     or bfloat16).
     """
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    from keras import ops  # pylint: disable=import-outside-toplevel
-
     @functools.wraps(loss_fn)
     def loss(y_true, y_pred, *args, **kwargs):
-        value = loss_fn(y_true, ops.cast(y_pred, "float32"), *args, **kwargs)
+        value = loss_fn(y_true, keras.ops.cast(y_pred, "float32"), *args,
+                        **kwargs)
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         if replicas > 1 and len(value.shape) == 0:
             value = value / replicas
@@ -255,12 +257,31 @@ def replica_loss(loss_fn):
     return loss
 
 
-def float32_copy(model):
-    """`model` rebuilt with float32 layers (for evaluation and export), or
-    `model` itself when its layers already compute in float32."""
-    import keras  # pylint: disable=import-outside-toplevel
-    if all(layer.dtype_policy.name == "float32"
-           for layer in model._flatten_layers()):  # pylint: disable=protected-access
+class SyncReplicas(keras.callbacks.Callback):
+    """Broadcasts the chief's model and optimizer state to every replica at
+    the start of training, and the model's at the end
+    (see `broadcast_from_chief`)."""
+
+    def __init__(self, model, optimizer):
+        super().__init__()
+        self.full_model = model
+        self.optimizer = optimizer
+
+    def on_train_begin(self, logs=None):
+        broadcast_from_chief(self.full_model.weights
+                             + list(self.optimizer.variables))
+
+    def on_train_end(self, logs=None):
+        broadcast_from_chief(self.full_model.weights)
+
+
+def float32_copy(model, force=False):
+    """`model` rebuilt with float32 layers under the current strategy (none
+    outside a scope), with its weights; `model` itself when its layers
+    already compute in float32, unless `force`."""
+    if not force and all(
+            layer.dtype_policy.name == "float32"
+            for layer in model._flatten_layers()):  # pylint: disable=protected-access
         return model
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
@@ -272,11 +293,26 @@ def float32_copy(model):
     return copy
 
 
+# The strategy scopes `run_context` entered, innermost last.
+_SCOPES = []
+
+
+def end_training(model):
+    """Leaves the run's strategy scope; returns `model` for evaluation and
+    export: float32 and outside any strategy (a local copy when it was
+    built under one), so that each process evaluates and exports on its
+    own, with no collectives (SavedModel export cannot broadcast its string
+    metadata variable across workers)."""
+    distributed = tf.distribute.has_strategy()
+    if _SCOPES:
+        _SCOPES[-1].close()
+    return float32_copy(model, force=distributed)
+
+
 @contextlib.contextmanager
 def run_context(config):
     """Yields `(config, strategy)` for a training run (see the module doc);
     on a non-chief worker `config` writes to a temporary directory."""
-    import keras  # pylint: disable=import-outside-toplevel
     check_strategy(config.strategy)
     check_precision(config.mixed_precision)
     strategy = build_strategy(config.strategy, config.num_cpu_devices)
@@ -294,10 +330,14 @@ def run_context(config):
     keras.utils.set_random_seed(config.seed)
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(config.mixed_precision)
+    scope = contextlib.ExitStack()
+    _SCOPES.append(scope)
     try:
-        with strategy.scope():
-            yield config, strategy
+        scope.enter_context(strategy.scope())
+        yield config, strategy
     finally:
+        scope.close()  # Nothing left to close after `end_training`.
+        _SCOPES.remove(scope)
         keras.mixed_precision.set_global_policy(previous)
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)

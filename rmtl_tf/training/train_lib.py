@@ -123,7 +123,6 @@ def train_task(model, task, config, log=print):
     start = checkpoint.restore(ckpt_dir, model, optimizer)
     if start:
         log(f"Resuming task {task!r} from step {start}.")
-    distribute.broadcast_from_chief(model.weights + optimizer.variables)
     train_ds = datasets.load_split(
         config.dataset, "train", [task], config.image_size,
         config.batch_size, config.train_examples, seed=config.seed,
@@ -134,6 +133,7 @@ def train_task(model, task, config, log=print):
         data_dir=config.data_dir)
     log_dir = os.path.join(config.model_dir, "logs", task)
     callbacks = [
+        distribute.SyncReplicas(model, optimizer),
         CheckpointCallback(ckpt_dir, model, optimizer, steps_per_epoch),
         keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False),
         ImageSummary(log_dir, task_model, val_ds, task),
@@ -219,7 +219,7 @@ def train(config, log=print):
             f"{model_path}.")
     if model is None:
         raise FileNotFoundError(f"No model in {config.model_dir!r}.")
-    model = distribute.float32_copy(model)  # Evaluated, exported in float32.
+    model = distribute.end_training(model)  # Local, float32 from here on.
     log(format_training_table(model, summary))
     results = evaluate_lib.evaluate_with_baselines(
         model, config.dataset, config.image_size, config.eval_examples,
