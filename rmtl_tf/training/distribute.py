@@ -127,9 +127,23 @@ def split_cpu(num_devices):
             "(train.py does).") from e
 
 
+# Strategies built in this process: one per kind. A second
+# MirroredStrategy would reuse the first one's collective keys, and TF
+# supports a single MultiWorkerMirroredStrategy per process.
+_BUILT = {}
+
+
 def build_strategy(name, num_cpu_devices=None):
-    """The `tf.distribute.Strategy` called `name` (see the module doc)."""
+    """The `tf.distribute.Strategy` called `name` (see the module doc); the
+    same object for the same arguments within a process."""
     check_strategy(name)
+    key = (name, num_cpu_devices or 0)
+    if key not in _BUILT:
+        _BUILT[key] = _build_strategy(name, num_cpu_devices)
+    return _BUILT[key]
+
+
+def _build_strategy(name, num_cpu_devices):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "multi_worker":
