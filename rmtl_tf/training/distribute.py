@@ -8,9 +8,15 @@
   every replica and all-reduces the gradients);
 - sets the Keras global dtype policy named by `config.mixed_precision` for
   the run and restores the previous one afterwards;
+- seeds initialization with `config.seed`;
 - on a multi-worker non-chief worker, points `model_dir` and `export_dir` at
   a temporary directory (deleted at the end): every worker runs the same
-  code (saving may need collectives), only the chief's files are kept.
+  code, only the chief's files are kept.
+
+`train_lib` also scales the task losses per replica (`replica_loss`), makes
+every replica start and end each task with the chief's weights
+(`SyncReplicas`), and evaluates and exports after `end_training`, which
+leaves the scope and returns a local float32 copy of the model.
 
 Strategies:
 
@@ -24,7 +30,9 @@ Strategies:
 
 The batch size is global: each step, `batch_size` images are split evenly
 across the replicas (it must be divisible by their number). Nothing scales
-the learning rate; BatchNorm statistics are per replica (not synchronized).
+the learning rate. BatchNorm normalizes with per-replica batch statistics
+(not synchronized) and each replica updates its own moving statistics; the
+chief's first replica's are the ones kept.
 """
 
 import contextlib
@@ -95,11 +103,11 @@ def parse_tf_config(value=None):
             "TF_CONFIG needs 'task': {'type': a job of the cluster "
             f"({sorted(cluster)}), 'index': its position in that job's "
             f"address list}}. Received: TF_CONFIG={value!r}.")
-    bad = sorted(set(cluster) - {"chief", "worker", "evaluator"})
-    if bad:
+    bad = sorted(set(cluster) - {"chief", "worker"})
+    if bad or len(cluster.get("chief", [])) > 1:
         raise ValueError(
-            f"TF_CONFIG cluster jobs {bad} are not supported by "
-            "MultiWorkerMirroredStrategy (expected 'worker' and optionally "
+            f"TF_CONFIG cluster jobs {bad or ['chief']} are not supported "
+            "by --strategy=multi_worker (expected 'worker' and optionally "
             f"one 'chief'). Received: TF_CONFIG={value!r}.")
     return spec
 
