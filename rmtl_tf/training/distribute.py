@@ -145,6 +145,8 @@ def build_strategy(name, num_cpu_devices=None):
     """The `tf.distribute.Strategy` called `name` (see the module doc); the
     same object for the same arguments within a process."""
     check_strategy(name)
+    if name == "default":
+        return tf.distribute.get_strategy()
     key = (name, num_cpu_devices or 0)
     if key not in _BUILT:
         _BUILT[key] = _build_strategy(name, num_cpu_devices)
@@ -152,8 +154,6 @@ def build_strategy(name, num_cpu_devices=None):
 
 
 def _build_strategy(name, num_cpu_devices):
-    if name == "default":
-        return tf.distribute.get_strategy()
     if name == "multi_worker":
         parse_tf_config()  # Clear errors before TF's own.
         return _multi_worker_strategy()
