@@ -72,6 +72,20 @@ _SEED = flags.DEFINE_integer("seed", 0, "Seed of data and initialization.")
 _JIT = flags.DEFINE_bool(
     "jit_compile", False, "Compile train steps with XLA. Off by default: on "
     "CPU, XLA convolutions measured 3-4x slower than oneDNN (benchmarks/).")
+_STRATEGY = flags.DEFINE_string(
+    "strategy", "default", "tf.distribute strategy: 'default' (one "
+    "device), 'mirrored' (one replica per local GPU or logical CPU "
+    "device), 'multi_worker' (one process per worker; the cluster comes "
+    "from the TF_CONFIG environment variable). --batch_size is the global "
+    "batch, split across replicas.")
+_NUM_CPU = flags.DEFINE_integer(
+    "num_cpu_devices", 0, "With --strategy=mirrored and no GPU: split the "
+    "CPU into this many logical devices, one replica each (0: leave it).")
+_MIXED = flags.DEFINE_string(
+    "mixed_precision", "float32", "Keras dtype policy while training: "
+    "float32, mixed_float16 (with loss scaling) or mixed_bfloat16. "
+    "Variables, the frozen bank and losses stay float32; the saved model "
+    "and the export compute in float32.")
 SUMMARY = flags.DEFINE_bool(
     "summary", False, "Print the parameter counts of every variant for the "
     "configured backbone and tasks, then exit (nothing is trained).")
@@ -113,4 +127,6 @@ def config_from_flags():
         train_examples=_TRAIN_EXAMPLES.value,
         eval_examples=_EVAL_EXAMPLES.value, seed=_SEED.value,
         jit_compile=_JIT.value, export_dir=_EXPORT_DIR.value,
-        deterministic=_DETERMINISTIC.value, overwrite=_OVERWRITE.value)
+        deterministic=_DETERMINISTIC.value, overwrite=_OVERWRITE.value,
+        strategy=_STRATEGY.value, num_cpu_devices=_NUM_CPU.value,
+        mixed_precision=_MIXED.value)

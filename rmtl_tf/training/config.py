@@ -7,6 +7,7 @@ from rmtl_tf.data import dataset_specs
 from rmtl_tf.models import variants
 from rmtl_tf.models.resnet_backbone import RESNET_SPECS
 from rmtl_tf.tasks import registry
+from rmtl_tf.training import distribute
 
 DATASETS = dataset_specs.DATASETS
 # Fields that define the architecture: a model directory is only resumed or
@@ -51,6 +52,10 @@ class TrainConfig:
     eval_examples: int = 64
     seed: int = 0
     jit_compile: bool = False
+    # Distribution (see rmtl_tf.training.distribute); batch_size is global.
+    strategy: str = "default"
+    num_cpu_devices: int = 0
+    mixed_precision: str = "float32"
     export_dir: Optional[str] = None
     deterministic: bool = False
     overwrite: bool = False
@@ -98,6 +103,15 @@ class TrainConfig:
                 "datasets; --dataset=synthetic renders its scenes. Received: "
                 f"data_dir={self.data_dir!r}, manual_dir={self.manual_dir!r}"
                 f", download={self.download}")
+        distribute.check_strategy(self.strategy)
+        distribute.check_precision(self.mixed_precision)
+        if self.num_cpu_devices < 0 or (self.num_cpu_devices > 1
+                                        and self.strategy != "mirrored"):
+            raise ValueError(
+                "--num_cpu_devices (logical CPU devices to split the CPU "
+                "into) must be >= 0 and only goes with --strategy=mirrored. "
+                f"Received: num_cpu_devices={self.num_cpu_devices}, "
+                f"strategy={self.strategy!r}")
 
     @property
     def nff(self):

@@ -27,7 +27,7 @@ from rmtl_tf.models import bank as bank_lib
 from rmtl_tf.models import response_init
 from rmtl_tf.models.multitask_model import MultiTaskModel, add_task
 from rmtl_tf.tasks import registry
-from rmtl_tf.training import checkpoint, pretrain_lib
+from rmtl_tf.training import checkpoint, distribute, pretrain_lib
 from rmtl_tf.training.callbacks import (CheckpointCallback, ImageSummary,
                                         NaNGuard)
 
@@ -178,7 +178,8 @@ def train_task(model, task, config, log=print):
     epochs = math.ceil(config.train_steps / config.checkpoint_every)
     steps_per_epoch = math.ceil(config.train_steps / epochs)
     optimizer = _optimizer(config, epochs * steps_per_epoch)
-    task_model.compile(optimizer=optimizer, loss={task: spec.loss},
+    task_model.compile(optimizer=optimizer,
+                       loss={task: distribute.replica_loss(spec.loss)},
                        loss_weights={task: spec.loss_weight},
                        jit_compile=config.jit_compile)
     optimizer.build(task_model.trainable_variables)
@@ -197,6 +198,7 @@ def train_task(model, task, config, log=print):
         data_dir=config.data_dir)
     log_dir = os.path.join(config.model_dir, "logs", task)
     callbacks = [
+        distribute.SyncReplicas(model, optimizer),
         NaNGuard(task, steps_per_epoch, ckpt_dir),
         CheckpointCallback(ckpt_dir, model, optimizer, steps_per_epoch,
                            run=_run_settings(task, config), task=task),
@@ -223,6 +225,7 @@ def train_task(model, task, config, log=print):
     }
 
 
+@distribute.distributed
 def train(config, log=print):
     """Trains every task of `config.tasks` the model does not have yet."""
     seed_everything(config)
@@ -284,6 +287,7 @@ def train(config, log=print):
             f"{model_path}.")
     if model is None:
         raise FileNotFoundError(f"No model in {config.model_dir!r}.")
+    model = distribute.end_training(model)  # Local, float32 from here on.
     log(format_training_table(model, summary))
     results = evaluate_lib.evaluate_with_baselines(
         model, config.dataset, config.image_size, config.eval_examples,
