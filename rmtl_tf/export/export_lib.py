@@ -40,6 +40,7 @@ import keras
 from rmtl_tf.export import export_metadata, fingerprint, quantize
 from rmtl_tf.export import signatures as signatures_lib
 from rmtl_tf.export.signatures import DEFAULT_SIGNATURE, INPUT_NAME  # pylint: disable=unused-import
+from rmtl_tf.models import multitask_model
 
 MODEL_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -92,22 +93,7 @@ def bfloat16_copy(model):
     if not hasattr(model, "reparam_layers"):
         raise ValueError("A bfloat16 export needs a MultiTaskModel; received "
                          f"{type(model).__name__} {model.name!r}.")
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
-        copy = model.__class__.from_config(model.get_config())
-    finally:
-        keras.config.set_dtype_policy(previous)
-    source = {v.path: v for v in model.weights}
-    target = {v.path: v for v in copy.weights}
-    if set(source) != set(target):
-        raise ValueError(
-            f"The bfloat16 copy of {model.name!r} has other variables: "
-            f"missing {sorted(set(source) - set(target))[:5]}, unexpected "
-            f"{sorted(set(target) - set(source))[:5]}.")
-    for path, variable in target.items():
-        variable.assign(source[path])
-    return copy
+    return multitask_model.with_dtype_policy(model, "mixed_bfloat16")
 
 
 def export_image_size(model, dynamic_image_size=False):

@@ -258,6 +258,30 @@ def add_task(model, task, num_classes=None, pretrained=None):
     return new_model
 
 
+def with_dtype_policy(model, policy):
+    """A copy of `model` whose layers compute under Keras dtype `policy`
+    ("float32", "mixed_bfloat16", ...): rebuilt from its config (under the
+    current `tf.distribute` strategy, if any), weights copied by variable
+    path. Variables are float32 under every policy.
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        copy = model.__class__.from_config(model.get_config())
+    finally:
+        keras.config.set_dtype_policy(previous)
+    source = {v.path: v for v in model.weights}
+    target = {v.path: v for v in copy.weights}
+    if set(source) != set(target):
+        raise ValueError(
+            f"The {policy} copy of {model.name!r} has other variables: "
+            f"missing {sorted(set(source) - set(target))[:5]}, unexpected "
+            f"{sorted(set(target) - set(source))[:5]}.")
+    for path, variable in target.items():
+        variable.assign(source[path])
+    return copy
+
+
 def predictions(task, output):
     """Turns a raw model output into the served prediction of `task`."""
     activation = registry.get_task(task).activation

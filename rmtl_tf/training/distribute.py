@@ -46,6 +46,8 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from rmtl_tf.models import multitask_model
+
 STRATEGIES = ("default", "mirrored", "multi_worker")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
@@ -305,14 +307,7 @@ def float32_copy(model, force=False):
             layer.dtype_policy.name == "float32"
             for layer in model._flatten_layers()):  # pylint: disable=protected-access
         return model
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        copy = model.__class__.from_config(model.get_config())
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-    copy.set_weights(model.get_weights())
-    return copy
+    return multitask_model.with_dtype_policy(model, "float32")
 
 
 # The strategy scopes `run_context` entered, innermost last.
