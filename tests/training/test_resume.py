@@ -175,19 +175,12 @@ def test_no_checkpoint_is_written_of_nan_weights(tmp_path):
     assert checkpoint.latest(str(tmp_path))["step"] == 2
 
 
-def test_checkpoint_of_other_settings_needs_overwrite(tmp_path, monkeypatch):
-    original = callbacks.CheckpointCallback.on_epoch_end
-
-    def crash_after_first_checkpoint(self, epoch, logs=None):
-        original(self, epoch, logs)
-        raise KeyboardInterrupt("simulated kill")
-
-    monkeypatch.setattr(callbacks.CheckpointCallback, "on_epoch_end",
-                        crash_after_first_checkpoint)
+def test_checkpoint_of_other_settings_needs_overwrite(tmp_path,
+                                                      kill_after_checkpoint):
+    revive = kill_after_checkpoint
     with pytest.raises(KeyboardInterrupt):
         train_lib.train(_config(tmp_path), log=lambda *_: None)
-    monkeypatch.setattr(callbacks.CheckpointCallback, "on_epoch_end",
-                        original)
+    revive()
     with pytest.raises(ValueError, match=(
             r"other settings: batch_size: checkpoint has 2, this run has 4.*"
             r"--overwrite")):

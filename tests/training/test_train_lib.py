@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from rmtl_tf.training import callbacks, train_lib
+from rmtl_tf.training import train_lib
 from rmtl_tf.training.config import TrainConfig
 
 
@@ -20,23 +20,16 @@ def _config(model_dir, tasks, **overrides):
     return TrainConfig(**args)
 
 
-def test_killed_run_resumes_from_its_checkpoint(tmp_path, monkeypatch):
-    original = callbacks.CheckpointCallback.on_epoch_end
-
-    def crash_after_first_checkpoint(self, epoch, logs=None):
-        original(self, epoch, logs)
-        raise KeyboardInterrupt("simulated kill")
-
-    monkeypatch.setattr(callbacks.CheckpointCallback, "on_epoch_end",
-                        crash_after_first_checkpoint)
+def test_killed_run_resumes_from_its_checkpoint(tmp_path,
+                                                kill_after_checkpoint):
+    revive = kill_after_checkpoint
     with pytest.raises(KeyboardInterrupt):
         train_lib.train(_config(tmp_path, ("semseg",)), log=lambda *_: None)
     ckpt = tmp_path / "checkpoints" / "semseg" / "checkpoint.json"
     assert ckpt.is_file()
     assert not (tmp_path / "model.keras").exists()
 
-    monkeypatch.setattr(callbacks.CheckpointCallback, "on_epoch_end",
-                        original)
+    revive()
     lines = []
     summary = train_lib.train(_config(tmp_path, ("semseg",)),
                               log=lines.append)
