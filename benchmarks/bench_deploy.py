@@ -53,14 +53,8 @@ def _model(tasks, image_size, quick):
 def _perturb(model, task, seed):
     """Distinct, non-identity task weights (the converter merges equal
     buffers, which would flatter the sizes)."""
-    import numpy as np  # pylint: disable=import-outside-toplevel
-    rng = np.random.default_rng(seed)
-    for variable in model.task_variables(task):
-        value = variable.numpy() + 0.05 * rng.standard_normal(
-            variable.shape).astype(np.float32)
-        if "moving_variance" in variable.path:
-            value = np.abs(value) + 1e-3
-        variable.assign(value)
+    from rmtl_tf.testing import perturb_task_weights  # pylint: disable=import-outside-toplevel
+    perturb_task_weights(model, task, seed)
 
 
 def _interleaved_ms(fns, rounds):

@@ -19,6 +19,7 @@ import pytest
 
 import rmtl_tf
 from rmtl_tf.export import export_lib
+from rmtl_tf.testing import perturb_task_weights as randomize_task
 
 IMAGE_SIZE = (32, 32)
 SMALL = {"head_channels": 16, "low_level_channels": 8}
@@ -27,17 +28,6 @@ ALL_TASKS = ("semseg", "depth", "normals", "edge", "saliency")
 # The two-task export also writes depth folded (test_fold.py): one export
 # shared by the runner, signature, client, quantization and fold tests.
 FOLD_TASKS = {("semseg", "depth"): ("depth",)}
-
-
-def randomize_task(model, task, seed):
-    """Adds seeded noise to `task`'s own weights; keeps them sane."""
-    rng = np.random.default_rng(seed)
-    for variable in model.task_variables(task):
-        value = variable.numpy() + 0.05 * rng.standard_normal(
-            variable.shape).astype(np.float32)
-        if "moving_variance" in variable.path:
-            value = np.abs(value) + 1e-3
-        variable.assign(value)
 
 
 def randomize_task_weights(model, seed):
