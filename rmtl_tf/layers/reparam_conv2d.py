@@ -61,6 +61,11 @@ def bank_conv(inputs, kernel, strides, padding, dilation_rate):
     dilated convolutions through `tf.nn.convolution`, which wraps them in
     `SpaceToBatchND`/`BatchToSpaceND`, 4x to 45x slower on the CPU for the
     rates of layer4 and ASPP (benchmarks/bench_speed.py, `atrous` part).
+    TensorFlow's own CPU kernels (used when oneDNN is off, e.g. on CPUs
+    without AVX-512, where TensorFlow leaves it off by default) run a
+    dilated `Conv2D` forward but have no dilated gradient kernels; there
+    the gradient is taken through the space-to-batch form instead
+    (`_dilated_conv_with_space_to_batch_gradient`).
     """
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -69,6 +74,16 @@ def bank_conv(inputs, kernel, strides, padding, dilation_rate):
             padding = [[0, 0], [ph, ph], [pw, pw], [0, 0]]
         else:
             padding = padding.upper()
+        dilated = any(rate > 1 for rate in dilation_rate)
+        if dilated and not _dilated_gradients_supported(padding):
+            if any(stride > 1 for stride in strides):
+                raise ValueError(
+                    "A dilated convolution with strides > 1 cannot be "
+                    "trained on this TensorFlow build (no dilated gradient "
+                    f"kernels). Received: strides={strides}, "
+                    f"dilation_rate={dilation_rate}")
+            return _dilated_conv_with_space_to_batch_gradient(
+                inputs, kernel, padding, dilation_rate)
         return tf.nn.conv2d(inputs, kernel, strides=(1, *strides, 1),
                             padding=padding,
                             dilations=(1, *dilation_rate, 1))
@@ -78,6 +93,75 @@ def bank_conv(inputs, kernel, strides, padding, dilation_rate):
         padding = "valid"
     return ops.conv(inputs, kernel, strides=strides, padding=padding,
                     dilation_rate=dilation_rate, data_format="channels_last")
+
+
+_DILATED_GRADIENTS = {}
+
+
+def _dilated_gradients_supported(padding):
+    """Whether this TensorFlow build has gradient kernels for a dilated
+    `Conv2D` op with this kind of padding (a string, or explicit pads).
+
+    oneDNN kernels do for "SAME"/"VALID" but not for explicit padding;
+    TensorFlow's Eigen CPU kernels never do ("Current CPU implementations do
+    not yet support dilation rates larger than 1"). Probed once per process
+    and padding kind by running both gradient ops on tiny tensors.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    explicit = isinstance(padding, list)
+    if explicit not in _DILATED_GRADIENTS:
+        kwargs = dict(strides=[1, 1, 1, 1], dilations=[1, 2, 2, 1],
+                      padding="EXPLICIT" if explicit else "SAME")
+        if explicit:
+            kwargs["explicit_paddings"] = [0, 0, 2, 2, 2, 2, 0, 0]
+        with tf.init_scope():
+            x = tf.ones((1, 5, 5, 1))
+            kernel = tf.ones((3, 3, 1, 1))
+            try:
+                tf.raw_ops.Conv2DBackpropInput(
+                    input_sizes=tf.shape(x), filter=kernel, out_backprop=x,
+                    **kwargs)
+                tf.raw_ops.Conv2DBackpropFilter(
+                    input=x, filter_sizes=tf.shape(kernel), out_backprop=x,
+                    **kwargs)
+                _DILATED_GRADIENTS[explicit] = True
+            except (tf.errors.InvalidArgumentError,
+                    tf.errors.UnimplementedError):
+                _DILATED_GRADIENTS[explicit] = False
+    return _DILATED_GRADIENTS[explicit]
+
+
+def _dilated_conv_with_space_to_batch_gradient(inputs, kernel, padding,
+                                               dilation_rate):
+    """A stride-1 dilated conv: one `Conv2D` op forward; its gradient from
+    the equivalent `tf.nn.convolution` (space-to-batch, undilated kernels).
+
+    In a graph the space-to-batch forward convolution is traced for its
+    gradient only; its output is unused, and Grappler prunes it.
+    """
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    dilations = (1, *dilation_rate, 1)
+
+    @tf.custom_gradient
+    def conv(x, k):
+        y = tf.nn.conv2d(x, k, strides=1, padding=padding,
+                         dilations=dilations)
+
+        def grad(dy):
+            with tf.GradientTape() as tape:
+                tape.watch([x, k])
+                padded, pad = x, padding
+                if isinstance(pad, list):
+                    padded, pad = tf.pad(x, pad), "VALID"
+                y_s2b = tf.nn.convolution(padded, k, strides=1, padding=pad,
+                                          dilations=dilation_rate)
+            return tape.gradient(y_s2b, [x, k], output_gradients=dy)
+
+        return y, grad
+
+    # A tensor, not the variable: the tape records the variable's read, and
+    # the custom gradient sees no variables of its own.
+    return conv(tf.convert_to_tensor(inputs), tf.convert_to_tensor(kernel))
 
 
 def bank_conv_output_shape(input_shape, filters, kernel_size, strides,

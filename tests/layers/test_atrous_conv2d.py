@@ -50,6 +50,59 @@ def test_matches_numpy_taps_and_keras_conv2d(rate, size):
                                rtol=1e-5, atol=1e-5)
 
 
+def dilated_conv_grads_ref(x, kernel, rate, upstream):
+    """Gradients of sum(upstream * conv(x, kernel)) for `dilated_conv_ref`."""
+    x = np.asarray(x, np.float64)
+    kh, kw, _, _ = kernel.shape
+    ph, pw = (kh - 1) * rate // 2, (kw - 1) * rate // 2
+    padded = np.pad(x, [(0, 0), (ph, ph), (pw, pw), (0, 0)])
+    height, width = x.shape[1:3]
+    grad_padded = np.zeros_like(padded)
+    grad_kernel = np.zeros(kernel.shape)
+    for i in range(kh):
+        for j in range(kw):
+            rows = slice(i * rate, i * rate + height)
+            cols = slice(j * rate, j * rate + width)
+            grad_kernel[i, j] = np.einsum("nhwc,nhwo->co",
+                                          padded[:, rows, cols], upstream)
+            grad_padded[:, rows, cols] += upstream @ kernel[i, j].T
+    return grad_padded[:, ph:ph + height, pw:pw + width], grad_kernel
+
+
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("rate", [2, 6])
+def test_gradients_match_numpy_with_and_without_dilated_grad_kernels(
+        monkeypatch, native, rate):
+    # TensorFlow's Eigen CPU kernels (oneDNN off: CPUs without AVX-512)
+    # have no dilated gradient ops; there the layer differentiates through
+    # space-to-batch. Both paths must give the same gradients.
+    from rmtl_tf.layers import reparam_conv2d
+    if native:
+        if not reparam_conv2d._dilated_gradients_supported("SAME"):
+            pytest.skip("this TensorFlow build has no dilated gradient ops")
+    else:
+        monkeypatch.setitem(reparam_conv2d._DILATED_GRADIENTS, False, False)
+    rng = np.random.default_rng(rate)
+    x = tf.constant(rng.normal(size=(2, 9, 11, 3)).astype("float32"))
+    kernel = tf.Variable(rng.normal(size=(3, 3, 3, 4)).astype("float32"))
+    upstream = rng.normal(size=(2, 9, 11, 4)).astype("float32")
+
+    @tf.function
+    def grads(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = reparam_conv2d.bank_conv(x, kernel, (1, 1), "same",
+                                         (rate, rate))
+            loss = tf.reduce_sum(y * upstream)
+        return tape.gradient(loss, [x, kernel])
+
+    grad_x, grad_kernel = grads(x)
+    ref_x, ref_kernel = dilated_conv_grads_ref(
+        x.numpy(), kernel.numpy().astype(np.float64), rate, upstream)
+    np.testing.assert_allclose(grad_x, ref_x, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(grad_kernel, ref_kernel, rtol=1e-4, atol=1e-3)
+
+
 def test_dilated_graph_has_no_space_to_batch():
     layer = AtrousConv2D(4, 3, padding="same", dilation_rate=6)
     reference = keras.layers.Conv2D(4, 3, padding="same", dilation_rate=6)
