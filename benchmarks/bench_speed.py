@@ -23,6 +23,8 @@ Parts:
           `export.py --precision=bfloat16` SavedModel, and the float32
           SavedModel under TensorFlow's oneDNN bfloat16 graph rewrite
           (`auto_mixed_precision_onednn_bfloat16`; AMX/AVX512-BF16 CPUs).
+  onednn  train (auto) and infer with TensorFlow's oneDNN kernels on and
+          off (TF_ENABLE_ONEDNN_OPTS), whatever this machine's default.
   sizes   export sizes (SavedModel variables, TFLite) for 1..3 tasks against
           the bank's size.
 Reference (authors' PyTorch code on this kind of machine, shared/
@@ -225,7 +227,24 @@ PARTS = {
     "infer": [("infer", ["infer", "float32"]),
               ("infer_onednn_bf16", ["infer", "onednn_bfloat16"])],
     "sizes": [("sizes", ["sizes"])],
+    # TensorFlow turns oneDNN on by default only on x86 CPUs with AVX-512
+    # and newer; elsewhere (e.g. AVX2-only CPUs) its Eigen kernels run.
+    # Both, whatever this machine's default, in the same run.
+    "onednn": [("train_float32_auto_onednn_on", ["train", "0", "auto"],
+                {"TF_ENABLE_ONEDNN_OPTS": "1"}),
+               ("train_float32_auto_onednn_off", ["train", "0", "auto"],
+                {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+               ("infer_onednn_on", ["infer", "float32"],
+                {"TF_ENABLE_ONEDNN_OPTS": "1"}),
+               ("infer_onednn_off", ["infer", "float32"],
+                {"TF_ENABLE_ONEDNN_OPTS": "0"})],
 }
+
+
+def _onednn_enabled():
+    """Whether TensorFlow runs its oneDNN kernels in this process."""
+    from tensorflow.python.util import _pywrap_util_port  # pylint: disable=import-outside-toplevel
+    return bool(_pywrap_util_port.IsMklEnabled())
 
 
 def _child(args, quick):
@@ -258,6 +277,13 @@ def _ratios(report, authors, quick):
         if "saved_model" in bf16.get(task, {}):
             ratios[f"infer_{task}_saved_model_bf16_speedup"] = round(
                 times["saved_model"] / bf16[task]["saved_model"], 3)
+    for mode in ("on", "off"):
+        times = report.get(f"infer_onednn_{mode}", {}).get("ms_per_image", {})
+        for task, by_kind in times.items():
+            for kind, ms in by_kind.items():
+                if not quick:
+                    ratios[f"infer_onednn_{mode}_{task}_{kind}_vs_authors"] = (
+                        round(authors["infer_ms_per_image"] / ms, 3))
     return ratios
 
 
@@ -288,19 +314,22 @@ def main():
     parser.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(_child(args.child, args.quick)))
+        result = _child(args.child, args.quick)
+        result["onednn"] = _onednn_enabled()
+        print(json.dumps(result))
         return
     authors = _authors_reference(args.authors_json)
     report = {"cpu_count": os.cpu_count(), "quick": args.quick,
               "load_average_at_start": list(os.getloadavg()),
               "authors_pytorch": authors}
     for part in args.parts.split(","):
-        for name, child in PARTS[part]:
+        for name, child, *env in PARTS[part]:
             cmd = [sys.executable, __file__, "--child", *child]
             if args.quick:
                 cmd.append("--quick")
             proc = subprocess.run(cmd, capture_output=True, text=True,
-                                  check=False)
+                                  check=False,
+                                  env={**os.environ, **(env[0] if env else {})})
             if proc.returncode:
                 report[name] = {"error": proc.stderr[-2000:]}
                 continue

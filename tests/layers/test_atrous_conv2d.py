@@ -9,12 +9,18 @@ from rmtl_tf.layers.atrous_conv2d import AtrousConv2D
 from rmtl_tf.models.layer_factory import conv2d_layer
 
 
-def dilated_conv_ref(x, kernel, bias, rate):
-    """'same' dilated convolution, stride 1, by explicit taps in numpy."""
-    x = np.asarray(x, np.float64)
+def _same_padded(x, kernel, rate):
+    """`x` in float64, zero-padded for a 'same' dilated conv; the pads."""
     kh, kw, _, _ = kernel.shape
     ph, pw = (kh - 1) * rate // 2, (kw - 1) * rate // 2
-    padded = np.pad(x, [(0, 0), (ph, ph), (pw, pw), (0, 0)])
+    x = np.asarray(x, np.float64)
+    return np.pad(x, [(0, 0), (ph, ph), (pw, pw), (0, 0)]), (ph, pw)
+
+
+def dilated_conv_ref(x, kernel, bias, rate):
+    """'same' dilated convolution, stride 1, by explicit taps in numpy."""
+    padded, _ = _same_padded(x, kernel, rate)
+    kh, kw, _, _ = kernel.shape
     height, width = x.shape[1:3]
     out = np.zeros((*x.shape[:3], kernel.shape[-1])) + bias
     for i in range(kh):
@@ -52,10 +58,8 @@ def test_matches_numpy_taps_and_keras_conv2d(rate, size):
 
 def dilated_conv_grads_ref(x, kernel, rate, upstream):
     """Gradients of sum(upstream * conv(x, kernel)) for `dilated_conv_ref`."""
-    x = np.asarray(x, np.float64)
+    padded, (ph, pw) = _same_padded(x, kernel, rate)
     kh, kw, _, _ = kernel.shape
-    ph, pw = (kh - 1) * rate // 2, (kw - 1) * rate // 2
-    padded = np.pad(x, [(0, 0), (ph, ph), (pw, pw), (0, 0)])
     height, width = x.shape[1:3]
     grad_padded = np.zeros_like(padded)
     grad_kernel = np.zeros(kernel.shape)
