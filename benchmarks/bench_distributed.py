@@ -42,6 +42,7 @@ def _child(args):
     import numpy as np  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     from rmtl_tf import build_model  # pylint: disable=import-outside-toplevel
+    from rmtl_tf.data import input_pipeline  # pylint: disable=import-outside-toplevel
     from rmtl_tf.tasks import registry  # pylint: disable=import-outside-toplevel
     size = tuple(int(s) for s in args.image_size.split(","))
     keras.utils.set_random_seed(0)
@@ -62,9 +63,9 @@ def _child(args):
     n = 2 * args.batch_size
     images = rng.uniform(0, 255, (n, *size, 3)).astype(np.float32)
     labels = rng.integers(0, 41, (n, *size)).astype(np.int32)
-    ds = tf.data.Dataset.from_tensor_slices(
+    ds = input_pipeline.without_autotune(tf.data.Dataset.from_tensor_slices(
         (images, {"semseg": labels})).repeat().batch(
-            args.batch_size, drop_remainder=True)
+            args.batch_size, drop_remainder=True))
     task_model.fit(ds, epochs=1, steps_per_epoch=args.warmup, verbose=0)
     start = time.perf_counter()
     task_model.fit(ds, epochs=1, steps_per_epoch=args.steps, verbose=0)

@@ -87,6 +87,7 @@ def bench_train(jit, compute_mode, quick, policy="float32", ablation=None):
     import keras  # pylint: disable=import-outside-toplevel
     import numpy as np  # pylint: disable=import-outside-toplevel
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    from rmtl_tf.data import input_pipeline  # pylint: disable=import-outside-toplevel
     from rmtl_tf.tasks import registry  # pylint: disable=import-outside-toplevel
     if ablation == "keras_ops":
         _keras_ops_ablation()
@@ -102,8 +103,10 @@ def bench_train(jit, compute_mode, quick, policy="float32", ablation=None):
     rng = np.random.default_rng(0)
     images = rng.uniform(0, 255, (batch, *size, 3)).astype(np.float32)
     labels = rng.integers(0, 41, (batch, *size)).astype(np.int32)
-    ds = tf.data.Dataset.from_tensors(
-        (images, {"semseg": labels})).repeat()
+    # As train.py's pipeline: tf.data autotuning off, else each fit call
+    # waits for the autotuner's sleep when it returns (input_pipeline).
+    ds = input_pipeline.without_autotune(tf.data.Dataset.from_tensors(
+        (images, {"semseg": labels})).repeat())
     warmup, steps = (2, 3) if quick else (3, 10)
     task_model.fit(ds, epochs=1, steps_per_epoch=warmup, verbose=0)
     start, cpu_start = time.perf_counter(), time.process_time()

@@ -1,7 +1,8 @@
 """The tf.data pipeline every dataset goes through.
 
     examples -> [cache] -> [shuffle] -> [repeat] -> decode + transform
-    (parallel map) -> batch -> prefetch
+    (parallel map) -> batch -> prefetch   (tf.data autotuning off:
+    `without_autotune`)
 
 `examples` yield one stored example per element (TFDS features, or the
 synthetic scenes' arrays); `decode_fn` makes them decoded examples
@@ -13,11 +14,38 @@ its graph), class labels int32 (B, H, W), other labels float32
 (B, H, W, C).
 """
 
+import os
+
 import tensorflow as tf
 
 from rmtl_tf.data import decoders, transforms
 
 DEFAULT_SHUFFLE_BUFFER = 1024
+PREFETCH_BATCHES = 2
+
+
+def map_parallelism():
+    """Parallel decode/augment calls: the CPU cores this process may use."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def without_autotune(ds):
+    """`ds` with tf.data's autotuning off (fixed parallelism and prefetch).
+
+    Autotuning runs a model thread whose sleep between optimizations
+    doubles (10 ms, 20 ms, ... up to a minute); an iterator deleted while
+    it sleeps waits for the sleep to end (TF 2.21). `Model.fit` deletes its
+    iterator when it returns: measured, a 10-step fit of ResNet-18 returned
+    33 s after its last step, so every fit, evaluation and test ran up to
+    twice as long as its steps. The pipeline is cheap next to the train
+    step (benchmarks/bench_input_pipeline.py), so fixed settings lose
+    nothing.
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def build(examples, tasks, image_size, batch_size, *, augment=False,
@@ -72,7 +100,7 @@ def build(examples, tasks, image_size, batch_size, *, augment=False,
     ds = ds.enumerate()
     if skip:
         ds = ds.skip(skip)
-    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.map(prepare, num_parallel_calls=map_parallelism())
     ds = ds.batch(batch_size, drop_remainder=repeat if drop_remainder is None
                   else drop_remainder)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return without_autotune(ds.prefetch(PREFETCH_BATCHES))
