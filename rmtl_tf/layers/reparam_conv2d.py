@@ -75,7 +75,8 @@ def bank_conv(inputs, kernel, strides, padding, dilation_rate):
         else:
             padding = padding.upper()
         dilated = any(rate > 1 for rate in dilation_rate)
-        if dilated and not _dilated_gradients_supported(padding):
+        if dilated and not _dilated_gradients_supported(padding,
+                                                         inputs.dtype):
             if any(stride > 1 for stride in strides):
                 raise ValueError(
                     "A dilated convolution with strides > 1 cannot be "
@@ -98,25 +99,28 @@ def bank_conv(inputs, kernel, strides, padding, dilation_rate):
 _DILATED_GRADIENTS = {}
 
 
-def _dilated_gradients_supported(padding):
+def _dilated_gradients_supported(padding, dtype="float32"):
     """Whether this TensorFlow build has gradient kernels for a dilated
-    `Conv2D` op with this kind of padding (a string, or explicit pads).
+    `Conv2D` op with this kind of padding (a string, or explicit pads) and
+    compute dtype.
 
-    oneDNN kernels do for "SAME"/"VALID" but not for explicit padding;
-    TensorFlow's Eigen CPU kernels never do ("Current CPU implementations do
-    not yet support dilation rates larger than 1"). Probed once per process
-    and padding kind by running both gradient ops on tiny tensors.
+    oneDNN kernels do for "SAME"/"VALID" but not for explicit padding, and
+    in bfloat16/float16 only on some CPUs; TensorFlow's Eigen CPU kernels
+    never do ("Current CPU implementations do not yet support dilation
+    rates larger than 1"). Probed once per process, padding kind and dtype
+    by running both gradient ops on tiny tensors.
     """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    explicit = isinstance(padding, list)
-    if explicit not in _DILATED_GRADIENTS:
+    key = (isinstance(padding, list), tf.as_dtype(dtype).name)
+    explicit = key[0]
+    if key not in _DILATED_GRADIENTS:
         kwargs = dict(strides=[1, 1, 1, 1], dilations=[1, 2, 2, 1],
                       padding="EXPLICIT" if explicit else "SAME")
         if explicit:
             kwargs["explicit_paddings"] = [0, 0, 2, 2, 2, 2, 0, 0]
         with tf.init_scope():
-            x = tf.ones((1, 5, 5, 1))
-            kernel = tf.ones((3, 3, 1, 1))
+            x = tf.ones((1, 5, 5, 1), dtype=key[1])
+            kernel = tf.ones((3, 3, 1, 1), dtype=key[1])
             try:
                 tf.raw_ops.Conv2DBackpropInput(
                     input_sizes=tf.shape(x), filter=kernel, out_backprop=x,
@@ -124,11 +128,12 @@ def _dilated_gradients_supported(padding):
                 tf.raw_ops.Conv2DBackpropFilter(
                     input=x, filter_sizes=tf.shape(kernel), out_backprop=x,
                     **kwargs)
-                _DILATED_GRADIENTS[explicit] = True
+                _DILATED_GRADIENTS[key] = True
             except (tf.errors.InvalidArgumentError,
-                    tf.errors.UnimplementedError):
-                _DILATED_GRADIENTS[explicit] = False
-    return _DILATED_GRADIENTS[explicit]
+                    tf.errors.UnimplementedError,
+                    tf.errors.NotFoundError):
+                _DILATED_GRADIENTS[key] = False
+    return _DILATED_GRADIENTS[key]
 
 
 def _dilated_conv_with_space_to_batch_gradient(inputs, kernel, padding,

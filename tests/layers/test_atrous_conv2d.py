@@ -85,7 +85,8 @@ def test_gradients_match_numpy_with_and_without_dilated_grad_kernels(
         if not reparam_conv2d._dilated_gradients_supported("SAME"):
             pytest.skip("this TensorFlow build has no dilated gradient ops")
     else:
-        monkeypatch.setitem(reparam_conv2d._DILATED_GRADIENTS, False, False)
+        monkeypatch.setitem(reparam_conv2d._DILATED_GRADIENTS,
+                            (False, "float32"), False)
     rng = np.random.default_rng(rate)
     x = tf.constant(rng.normal(size=(2, 9, 11, 3)).astype("float32"))
     kernel = tf.Variable(rng.normal(size=(3, 3, 3, 4)).astype("float32"))
