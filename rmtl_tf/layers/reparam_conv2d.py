@@ -142,7 +142,8 @@ def _dilated_conv_with_space_to_batch_gradient(inputs, kernel, padding,
     the equivalent `tf.nn.convolution` (space-to-batch, undilated kernels).
 
     In a graph the space-to-batch forward convolution is traced for its
-    gradient only; its output is unused, and Grappler prunes it.
+    gradient only: no op reads its output, so TensorFlow prunes it from
+    what runs (the gradient ops need its inputs, not its result).
     """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     dilations = (1, *dilation_rate, 1)
