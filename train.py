@@ -12,7 +12,7 @@ import platform
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # TensorFlow turns its oneDNN CPU kernels on by default only on x86 CPUs
-# with AVX-512 and newer. On an AVX2-only AMD EPYC, training ran 1.6-2.4x
+# with AVX-512 and newer. On an AVX2-only AMD EPYC, training ran 2.3-3.1x
 # faster with them (benchmarks/bench_speed.py --parts=onednn; README
 # "Speed and size"), and TensorFlow's own kernels have no dilated
 # convolution gradients. TF_ENABLE_ONEDNN_OPTS=0 keeps TensorFlow's choice.
