@@ -111,16 +111,16 @@ def _dilated_gradients_supported(padding, dtype="float32"):
     by running both gradient ops on tiny tensors.
     """
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    key = (isinstance(padding, list), tf.as_dtype(dtype).name)
-    explicit = key[0]
+    explicit, dtype = isinstance(padding, list), tf.as_dtype(dtype).name
+    key = (explicit, dtype)
     if key not in _DILATED_GRADIENTS:
         kwargs = dict(strides=[1, 1, 1, 1], dilations=[1, 2, 2, 1],
                       padding="EXPLICIT" if explicit else "SAME")
         if explicit:
             kwargs["explicit_paddings"] = [0, 0, 2, 2, 2, 2, 0, 0]
         with tf.init_scope():
-            x = tf.ones((1, 5, 5, 1), dtype=key[1])
-            kernel = tf.ones((3, 3, 1, 1), dtype=key[1])
+            x = tf.ones((1, 5, 5, 1), dtype=dtype)
+            kernel = tf.ones((3, 3, 1, 1), dtype=dtype)
             try:
                 tf.raw_ops.Conv2DBackpropInput(
                     input_sizes=tf.shape(x), filter=kernel, out_backprop=x,
