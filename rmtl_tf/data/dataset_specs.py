@@ -23,6 +23,9 @@ class DatasetSpec:
         marker: an entry of that folder that identifies it.
         url: where the authors distribute the archive.
         train_examples / validation_examples: sizes of the authors' splits.
+        eval_size: the (height, width) the authors' validation loader pads
+            images to at least (`PadImage`), for full-resolution scoring;
+            None: the model's input size (synthetic scenes).
     """
 
     name: str
@@ -34,6 +37,7 @@ class DatasetSpec:
     url: Optional[str] = None
     train_examples: Optional[int] = None
     validation_examples: Optional[int] = None
+    eval_size: Optional[Tuple[int, int]] = None
 
     @property
     def folder(self):
@@ -51,14 +55,16 @@ SPECS = {
                     {"semseg": 41}, tfds_name="nyud_mt",
                     archive="NYUD_MT.zip", marker="gt_sets",
                     url="https://data.vision.ee.ethz.ch/kanakism/NYUD_MT.zip",
-                    train_examples=795, validation_examples=654),
+                    train_examples=795, validation_examples=654,
+                    eval_size=(425, 560)),
         DatasetSpec("pascal_context",
                     ("semseg", "human_parts", "saliency", "normals", "edge"),
                     {"semseg": 21, "human_parts": 7}, tfds_name="pascal_mt",
                     archive="PASCAL_MT.zip", marker="ImageSets",
                     url=("https://data.vision.ee.ethz.ch/kanakism/"
                          "PASCAL_MT.zip"),
-                    train_examples=4998, validation_examples=5105),
+                    train_examples=4998, validation_examples=5105,
+                    eval_size=(512, 512)),
     )
 }
 DATASETS = tuple(SPECS)

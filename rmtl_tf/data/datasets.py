@@ -106,14 +106,15 @@ def dataset_info(name):
 
 def load_split(name, split, tasks, image_size, batch_size, num_examples,
                seed=0, data_dir=None, training=False, augment=None,
-               cache=None, start_batch=0):
+               cache=None, start_batch=0, full_resolution=False):
     """A batched `tf.data.Dataset` of `split` (see the module doc).
 
     Args:
         name, split: the dataset and "train" or "validation".
         tasks: label keys of each batch.
-        image_size: (height, width): training crop, or the evaluation size
-            images are padded (centred) to.
+        image_size: (height, width): training crop; in evaluation the
+            size images are padded (centred) to, and (without
+            `full_resolution`) cropped to.
         num_examples: synthetic scenes to render; for real datasets the
             first `num_examples` of the split (None: all).
         training: shuffle and repeat.
@@ -123,6 +124,11 @@ def load_split(name, split, tasks, image_size, batch_size, num_examples,
         start_batch: the first batch to yield, for a run resumed at that
             step: batch `k` is the same whether or not the run was
             interrupted before it (`input_pipeline.build`, `skip`).
+        full_resolution: the authors' evaluation input (scoring): images
+            padded to at least `image_size`, never cropped; labels at their
+            original size; batches of one original size
+            (`input_pipeline.build`). The synthetic scenes are rendered at
+            `image_size`, so for them this changes nothing.
     """
     from rmtl_tf.data import input_pipeline, synthetic_dataset  # pylint: disable=import-outside-toplevel
     tasks = list(tasks)
@@ -147,7 +153,8 @@ def load_split(name, split, tasks, image_size, batch_size, num_examples,
         cache=nbytes <= CACHE_BYTES if cache is None else cache,
         decode_fn=decode_fn,
         shuffle_buffer=int(min(count, max(64, CACHE_BYTES // per_example))),
-        skip=start_batch * batch_size)
+        skip=start_batch * batch_size,
+        full_resolution=full_resolution and not training)
 
 
 def tfds_examples(name, split, tasks, data_dir, num_examples=None,

@@ -7,6 +7,7 @@ int32 (H, W, 1); depth float32 metres; normals float32 with 0 = invalid;
 edge and saliency float32 in {0, 1}.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from rmtl_tf.data.transforms import CLASS_TASKS
@@ -37,13 +38,21 @@ def decode_image_bytes(encoded, channels):
     return tf.ensure_shape(image, (None, None, channels))
 
 
+# The authors' float32 normal of each uint8 value, computed in their order
+# (`2.0 * _tmp / 255.0 - 1.0` on float32). A table, not arithmetic in the
+# graph: Grappler's constant folding turns `/ 255` into `* (1 / 255)` inside
+# a tf.function (and XLA may reassociate), which is up to 1 ulp off.
+_NORMALS_TABLE = 2.0 * np.arange(256, dtype=np.float32) / 255.0 - 1.0
+
+
 def decode_normals(encoded, mask=None):
     """uint8 RGB (H, W, 3) -> 2 * value / 255 - 1, zero where `mask` is 0.
 
     The authors' encoding of NYUD-MT and PASCAL-MT normals (their loaders'
-    `_load_normals` / `_load_normals_distilled`).
+    `_load_normals` / `_load_normals_distilled`), bit for bit in float32.
     """
-    normals = tf.cast(encoded, tf.float32) * (2.0 / 255.0) - 1.0
+    normals = tf.gather(tf.constant(_NORMALS_TABLE),
+                        tf.cast(encoded, tf.int32))
     if mask is not None:
         normals = normals * tf.cast(mask, tf.float32)
     return normals

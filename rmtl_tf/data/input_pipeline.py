@@ -51,7 +51,7 @@ def without_autotune(ds):
 def build(examples, tasks, image_size, batch_size, *, augment=False,
           shuffle=False, repeat=False, seed=0, cache=False, decode_fn=None,
           shuffle_buffer=DEFAULT_SHUFFLE_BUFFER, drop_remainder=None,
-          skip=0):
+          skip=0, full_resolution=False):
     """Batches of `examples` for `tasks` at `image_size` (see module doc).
 
     Args:
@@ -74,7 +74,16 @@ def build(examples, tasks, image_size, batch_size, *, augment=False,
             skipping `step * batch_size` examples continues exactly where
             the interrupted run was; only the cheap shuffle of encoded
             examples is replayed, nothing is decoded or augmented.
+        full_resolution: evaluation as the authors: images padded to at
+            least `image_size`, never cropped, labels at their original
+            size (`transforms.full_resolution_transform`). Batches then
+            group images of one original size (a batch may hold fewer than
+            `batch_size`; the order within the split changes, the set of
+            examples does not).
     """
+    if full_resolution and augment:
+        raise ValueError("full_resolution is for evaluation; it cannot be "
+                         "combined with augment.")
     tasks = list(tasks)
     size = tuple(int(s) for s in image_size)
     decode_fn = decode_fn or (lambda ex: decoders.decode_example(ex, tasks))
@@ -93,6 +102,8 @@ def build(examples, tasks, image_size, batch_size, *, augment=False,
             example_seed = tf.stack([tf.constant(seed, tf.int64), index])
             features = transforms.train_transform(features, size,
                                                   example_seed)
+        elif full_resolution:
+            features = transforms.full_resolution_transform(features, size)
         else:
             features = transforms.eval_transform(features, size)
         return transforms.to_model_inputs(features, tasks)
@@ -101,6 +112,20 @@ def build(examples, tasks, image_size, batch_size, *, augment=False,
     if skip:
         ds = ds.skip(skip)
     ds = ds.map(prepare, num_parallel_calls=map_parallelism())
-    ds = ds.batch(batch_size, drop_remainder=repeat if drop_remainder is None
-                  else drop_remainder)
+    if full_resolution:
+        ds = ds.group_by_window(
+            key_func=_size_key,
+            reduce_func=lambda _, window: window.batch(batch_size),
+            window_size=batch_size)
+    else:
+        ds = ds.batch(batch_size, drop_remainder=repeat
+                      if drop_remainder is None else drop_remainder)
     return without_autotune(ds.prefetch(PREFETCH_BATCHES))
+
+
+def _size_key(image, labels):
+    """Groups examples by original size: that of the labels (two sizes
+    may pad to one image size), or of the image when there are none."""
+    first = next(iter(labels.values()), image)
+    shape = tf.shape(first, out_type=tf.int64)
+    return shape[0] * (1 << 20) + shape[1]

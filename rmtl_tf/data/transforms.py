@@ -145,12 +145,32 @@ def train_transform(features, size, seed, scales=SCALES, flip=True):
 
 
 def eval_transform(features, size):
-    """Evaluation: pad to `size` (centred) as the authors.
+    """A fixed-size view: pad to `size` (centred), keep the central `size`
+    window of larger images.
 
-    The model's input size is fixed, so images larger than `size` (NYUD's
-    480x640 at the 425x560 training size) keep their central `size` window.
+    For what needs one input size (output probes, TensorBoard panels, int8
+    calibration); scoring uses `full_resolution_transform`.
     """
     return center_crop(features, size)
+
+
+def full_resolution_transform(features, size):
+    """The authors' evaluation input: the image padded (centred, with the
+    mean pixel) to at least `size`, never cropped; the labels untouched, at
+    the original size.
+
+    Their validation loader applies only `PadImage` (NYUD 425x560, PASCAL
+    512x512) and `util.save_img` cuts the prediction back to the original
+    size: `crop_to_labels` does that here.
+    """
+    padded = pad_to_size({"image": features["image"]}, size)
+    return {**features, "image": padded["image"]}
+
+
+def crop_offsets(padded_size, size):
+    """(top, left) of the original `size` inside the `padded_size` image:
+    the centred placement of `pad_to_size` (and the authors' `PadImage`)."""
+    return ((padded_size[0] - size[0]) // 2, (padded_size[1] - size[1]) // 2)
 
 
 def to_model_inputs(features, tasks):

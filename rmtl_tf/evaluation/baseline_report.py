@@ -1,81 +1,136 @@
-"""train.py's end-of-run report: the simple metrics of every task beside a
-trivial baseline.
+"""train.py's end-of-run report: every task's headline metric (the authors'
+protocol, `evaluate_lib.evaluate`) beside a trivial baseline.
 
-The baseline of each task is a model that ignores the image (majority class,
-mean depth, mean normal, majority value; see `simple_metrics.
-trivial_prediction`), fit on training labels: a model must beat it to have
-learned anything. The benchmark metrics are `evaluate_lib.evaluate`'s.
+The validation split is streamed at full resolution (images padded, never
+cropped; predictions cut back to each image's size), so the report's
+numbers are those `python -m rmtl_tf.evaluate` prints for the same images.
+
+The baseline of each task is a model that ignores the image, fit on
+training labels (streamed too): the majority class, the mean valid depth,
+the mean normal, the majority edge / saliency value. A model must beat it
+to have learned anything.
 """
 
 import numpy as np
 
-from rmtl_tf.data import datasets
-from rmtl_tf.metrics import simple_metrics
-from rmtl_tf.models.multitask_model import predictions
+from rmtl_tf.data import dataset_specs, datasets
+from rmtl_tf.evaluation import evaluate_lib, predictors
+from rmtl_tf.metrics import task_metrics
 from rmtl_tf.tasks import registry
 
-
-def _collect(dataset, tasks):
-    images, labels = [], {t: [] for t in tasks}
-    for image, label in dataset:
-        images.append(image.numpy())
-        for t in tasks:
-            labels[t].append(label[t].numpy())
-    return (np.concatenate(images),
-            {t: np.concatenate(v) for t, v in labels.items()})
+IGNORE_LABEL = 255
 
 
-def evaluate_arrays(predict_fn, images, labels, tasks, num_classes,
-                    batch_size, baseline_labels=None):
-    """Metrics of `predict_fn(images) -> {task: activated prediction}`.
+class TrivialBaseline:
+    """Constant predictions fit on training labels (see the module doc)."""
 
-    With `baseline_labels` (training labels by task), also the metrics of
-    the trivial baseline fit on them.
-    """
-    results = {}
-    model_metrics = {t: simple_metrics.make_metric(t, num_classes)
-                     for t in tasks}
-    for start in range(0, len(images), batch_size):
-        out = predict_fn(images[start:start + batch_size])
-        for t in tasks:
-            model_metrics[t].update(labels[t][start:start + batch_size],
-                                    np.asarray(out[t]))
-    for t in tasks:
-        spec = registry.get_task(t)
-        entry = {"metric": spec.metric, "model": model_metrics[t].result(),
-                 "lower_is_better": spec.lower_is_better}
-        if baseline_labels is not None:
-            baseline = simple_metrics.make_metric(t, num_classes)
-            shape = labels[t].shape
-            if t in ("semseg", "human_parts"):
-                shape = shape + (1,)
-            baseline.update(labels[t], simple_metrics.trivial_prediction(
-                t, baseline_labels[t], shape))
-            entry["baseline"] = baseline.result()
-        results[t] = entry
-    return results
+    def __init__(self, tasks, num_classes=None):
+        self.tasks = list(tasks)
+        self.num_classes = dict(num_classes or {})
+        self.class_counts = {}
+        self.sums = {t: 0.0 for t in self.tasks}
+        self.counts = {t: 0 for t in self.tasks}
+
+    def update(self, labels):
+        """Accumulates one batch of training labels {task: array}."""
+        for task in self.tasks:
+            value = np.asarray(labels[task])
+            if task in ("semseg", "human_parts"):
+                ids = value[value != IGNORE_LABEL].astype(np.int64)
+                counts = np.bincount(ids, minlength=registry.output_channels(
+                    task, self.num_classes))
+                previous = self.class_counts.get(task)
+                self.class_counts[task] = counts if previous is None else \
+                    previous + counts
+            elif task == "depth":
+                valid = value[value > 0]
+                self.sums[task] += float(valid.sum())
+                self.counts[task] += int(valid.size)
+            elif task == "normals":
+                flat = value.reshape(-1, 3)
+                self.sums[task] = self.sums[task] + flat[
+                    np.any(flat != 0, axis=1)].astype(np.float64).sum(0)
+                self.counts[task] += 1
+            else:
+                valid = value[value != IGNORE_LABEL]
+                self.sums[task] += float((valid > 0.5).sum())
+                self.counts[task] += int(valid.size)
+
+    def constants(self):
+        """{task: the constant prediction}."""
+        out = {}
+        for task in self.tasks:
+            if task in ("semseg", "human_parts"):
+                out[task] = int(np.argmax(self.class_counts[task]))
+            elif task == "normals":
+                mean = np.asarray(self.sums[task], np.float64)
+                norm = np.linalg.norm(mean)
+                out[task] = (mean / norm if norm > 0 else
+                             np.array([0.0, 0.0, 1.0]))
+            elif task == "depth":
+                out[task] = self.sums[task] / max(self.counts[task], 1)
+            else:
+                out[task] = float(self.sums[task] / max(self.counts[task], 1)
+                                  >= 0.5)
+        return out
+
+    def predictor(self):
+        """A `Predictor` giving the constant predictions for any image."""
+        constants = self.constants()
+
+        def predict(images):
+            shape = tuple(np.shape(images)[:3])
+            out = {}
+            for task, value in constants.items():
+                if task in ("semseg", "human_parts"):
+                    out[task] = np.full(shape, value, np.int64)
+                elif task == "normals":
+                    out[task] = np.broadcast_to(
+                        np.asarray(value, np.float32), shape + (3,))
+                else:
+                    out[task] = np.full(shape + (1,), value, np.float32)
+            return out
+
+        return predictors.Predictor(predict, self.tasks, None, "baseline",
+                                    "trivial baseline", any_size=True)
 
 
 def evaluate_with_baselines(model, dataset, image_size, num_examples,
                             batch_size, seed=0, data_dir=None,
                             num_classes=None):
-    """Evaluates every task of `model` on the validation split."""
+    """Every task of `model` and its trivial baseline on the validation
+    split (full resolution, padded to at least the dataset's evaluation
+    size, else `image_size`).
+
+    Returns {task: {"metric", "model", "baseline", "lower_is_better"}}: the
+    headline metric (`task_metrics.HEADLINE`) of each.
+    """
     tasks = list(model.tasks)
-    val = datasets.load_split(dataset, "validation", tasks, image_size,
-                              batch_size, num_examples, seed=seed,
-                              data_dir=data_dir)
-    train = datasets.load_split(dataset, "train", tasks, image_size,
-                                batch_size, num_examples, seed=seed,
-                                data_dir=data_dir)
-    images, labels = _collect(val, tasks)
-    _, train_labels = _collect(train, tasks)
+    size = dataset_specs.get_spec(dataset).eval_size or tuple(image_size)
 
-    def predict_fn(batch):
-        out = model(batch, training=False)
-        return {t: predictions(t, out[t]) for t in tasks}
+    def split(name):
+        return datasets.load_split(dataset, name, tasks, size, batch_size,
+                                   num_examples, seed=seed, data_dir=data_dir,
+                                   full_resolution=True)
 
-    return evaluate_arrays(predict_fn, images, labels, tasks, num_classes,
-                           batch_size, baseline_labels=train_labels)
+    baseline = TrivialBaseline(tasks, num_classes)
+    for _, labels in split("train"):
+        baseline.update({t: labels[t].numpy() for t in tasks})
+    scored = {}
+    for name, predictor in (
+            ("model", predictors.model_predictor(model)),
+            ("baseline", baseline.predictor())):
+        scored[name] = evaluate_lib.evaluate(
+            predictor, split("validation"), tasks, dataset, num_classes,
+            progress=False)["headline"]
+    results = {}
+    for task in tasks:
+        head = task_metrics.headline(task)
+        results[task] = {"metric": head.label,
+                         "model": scored["model"][task]["value"],
+                         "baseline": scored["baseline"][task]["value"],
+                         "lower_is_better": head.lower_is_better}
+    return results
 
 
 def format_table(results):
@@ -92,5 +147,3 @@ def format_table(results):
                     f"{baseline if baseline is None else f'{baseline:.4f}'} |"
                     f" {ratio} |")
     return "\n".join(rows)
-
-

@@ -4,9 +4,10 @@ ODS/OIS/AP), streamed over a split; writes results JSON, PR-curve PNGs and
 TensorBoard panels. `run_evaluation` is what `python -m rmtl_tf.evaluate`
 runs.
 
-train.py's end-of-run report (simple metrics beside trivial baselines) is
-`baseline_report`; `evaluate_with_baselines` and `format_table` are
-re-exported here for it.
+Every score is the authors' protocol: whole validation images (padded,
+never cropped), predictions cut back to each image's size, the authors'
+metrics (`rmtl_tf.metrics`). train.py's end-of-run report (the same
+headline metrics beside trivial baselines) is `baseline_report`.
 """
 
 import dataclasses
@@ -18,10 +19,9 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from rmtl_tf.data import datasets
+from rmtl_tf.data import dataset_specs, datasets
+from rmtl_tf.data.transforms import crop_offsets
 from rmtl_tf.evaluation import predictors, results_table
-from rmtl_tf.evaluation.baseline_report import (  # pylint: disable=unused-import
-    evaluate_arrays, evaluate_with_baselines, format_table)
 from rmtl_tf.metrics import multitask_score, task_metrics
 
 
@@ -29,9 +29,10 @@ from rmtl_tf.metrics import multitask_score, task_metrics
 class EvalConfig:
     """What `run_evaluation` evaluates, on what, and where results go.
 
-    Exactly one of `model_dir`, `saved_model`, `tflite`. `image_size`
-    None: the model's (or export's) input size. `tasks` empty: all of the
-    model's. `references`: single-task results.json files for dm.
+    Exactly one of `model_dir`, `saved_model`, `tflite`. `image_size`:
+    the size images are padded to at least (None: the authors' for the
+    dataset, else the model's or export's input size). `tasks` empty: all
+    of the model's. `references`: single-task results.json files for dm.
     """
 
     output_dir: str
@@ -68,18 +69,17 @@ class EvalConfig:
                                  f"image_size={self.image_size}")
 
 
-def _image_size(config, predictor):
-    size = predictor.image_size
-    if size is not None and config.image_size is not None and tuple(
-            config.image_size) != tuple(size):
-        raise ValueError(
-            f"{predictor.path!r} takes {size[0]}x{size[1]} images; "
-            f"--image_size={config.image_size[0]},{config.image_size[1]}. "
-            "Leave --image_size out to use the model's.")
-    size = size or config.image_size
+def _pad_size(config, predictor):
+    """The size images are padded to at least (never cropped): --image_size,
+    else the authors' for the dataset (`DatasetSpec.eval_size`), else the
+    model's or export's input size."""
+    size = (config.image_size
+            or dataset_specs.get_spec(config.dataset).eval_size
+            or predictor.image_size)
     if size is None:
         raise ValueError(f"{predictor.path!r} accepts any image size: pass "
-                         "--image_size=H,W.")
+                         "--image_size=H,W (the size images are padded to "
+                         "at least).")
     return tuple(size)
 
 
@@ -93,11 +93,12 @@ def run_evaluation(config, log=print):
     predictor = predictors.make_predictor(
         config.model_dir, config.saved_model, config.tflite,
         list(config.tasks), config.signature)
-    size = _image_size(config, predictor)
+    size = _pad_size(config, predictor)
     tasks = predictor.tasks
     data = datasets.load_split(config.dataset, config.split, tasks, size,
                                config.batch_size, config.num_examples,
-                               seed=config.seed, data_dir=config.data_dir)
+                               seed=config.seed, data_dir=config.data_dir,
+                               full_resolution=True)
     writer = None
     if config.image_summaries:
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -105,8 +106,9 @@ def run_evaluation(config, log=print):
             os.path.join(config.output_dir, "logs"))
     name = config.name or predictor.path
     log(f"Evaluating {predictor.kind} {predictor.path!r} on {config.dataset}"
-        f" {config.split} ({config.num_examples} images, {size[0]}x"
-        f"{size[1]}); tasks {tasks}.")
+        f" {config.split} (up to {config.num_examples} images at full "
+        f"resolution, padded to at least {size[0]}x{size[1]}); tasks "
+        f"{tasks}.")
     results = evaluate(
         predictor, data, tasks, config.dataset,
         datasets.dataset_info(config.dataset)["num_classes"],
@@ -117,7 +119,8 @@ def run_evaluation(config, log=print):
         name=name, source={"kind": predictor.kind, "path": predictor.path,
                            "signature": config.signature},
         dataset=config.dataset, split=config.split, seed=config.seed,
-        image_size=list(size), parameters=predictor.parameters)
+        image_size=list(size), full_resolution=True,
+        parameters=predictor.parameters)
     if config.image_summaries:
         results["pr_curves"] = write_pr_curves(
             results["tasks"], config.output_dir, name, writer)
@@ -156,7 +159,10 @@ def evaluate(predictor, dataset, tasks=None, dataset_name="synthetic",
 
     Args:
         predictor: a `predictors.Predictor`.
-        dataset: iterable of `(images, {task: labels})` batches.
+        dataset: iterable of `(images, {task: labels})` batches; images
+            may be padded (centred) beyond their labels' size: each
+            prediction is cut back to its labels' size before scoring
+            (`crop_to_labels`).
         tasks: tasks to score (default: all of the predictor's).
         dataset_name: picks the edge tolerance (`edge_ods.MAX_DIST`).
         num_classes: {task: classes}; default: the predictor's.
@@ -183,9 +189,11 @@ def evaluate(predictor, dataset, tasks=None, dataset_name="synthetic",
     started, count, timing = time.time(), 0, {t: 0.0 for t in tasks}
     for i, (images, labels) in enumerate(dataset):
         images = np.asarray(images, np.float32)
+        _check_input_size(predictor, images)
         out = predictor.predict(images)
         for task in tasks:
             truth = np.asarray(labels[task])
+            out[task] = crop_to_labels(out[task], truth.shape[1:3])
             tic = time.time()
             metrics[task].update(truth, out[task])
             timing[task] += time.time() - tic
@@ -210,6 +218,32 @@ def evaluate(predictor, dataset, tasks=None, dataset_name="synthetic",
         "metric_seconds_per_image": {t: round(v / count, 4)
                                      for t, v in timing.items()},
     }
+
+
+def crop_to_labels(prediction, size):
+    """The original-size window of a prediction on a padded image: the
+    centred placement of the padding (the authors' `util.save_img`)."""
+    prediction = np.asarray(prediction)
+    padded = prediction.shape[1:3]
+    if tuple(padded) == tuple(size):
+        return prediction
+    if padded[0] < size[0] or padded[1] < size[1]:
+        raise ValueError(f"A prediction of {padded[0]}x{padded[1]} is "
+                         f"smaller than its labels, {size[0]}x{size[1]}.")
+    top, left = crop_offsets(padded, size)
+    return prediction[:, top:top + size[0], left:left + size[1]]
+
+
+def _check_input_size(predictor, images):
+    size = predictor.image_size
+    if not predictor.runs(images.shape[1:3]):
+        raise ValueError(
+            f"{predictor.path!r} takes {size[0]}x{size[1]} images; this "
+            "evaluation runs the network on whole images (the authors' "
+            "protocol: padded to at least the evaluation size, never "
+            f"cropped), here {images.shape[1]}x{images.shape[2]}. Export "
+            "with --dynamic_image_size (export.py) to evaluate the export "
+            "this way.")
 
 
 def headline_table(task_results):

@@ -1,7 +1,8 @@
 """What gets evaluated: a trained Keras model, an exported SavedModel or a
 TFLite file, each as a `Predictor`.
 
-A predictor knows its tasks and input size and maps a batch of images
+A predictor knows its tasks and input size (None: any) and maps a batch
+of images
 (float32 RGB in [0, 255]) to {task: activated prediction} numpy arrays:
 class probabilities, sigmoid probabilities, unit normals, metres.
 
@@ -22,7 +23,11 @@ DEFAULT_SIGNATURE = "serving_default"
 
 @dataclasses.dataclass
 class Predictor:
-    """`predict(images) -> {task: numpy}`, with what describes it."""
+    """`predict(images) -> {task: numpy}`, with what describes it.
+
+    `image_size`: the input size the model was built or exported for
+    (None: any); `any_size`: it also runs images of other sizes.
+    """
 
     predict: Callable[[np.ndarray], Dict[str, np.ndarray]]
     tasks: List[str]
@@ -31,6 +36,12 @@ class Predictor:
     path: str
     parameters: Optional[int] = None
     num_classes: Dict[str, int] = dataclasses.field(default_factory=dict)
+    any_size: bool = False
+
+    def runs(self, size):
+        """Whether the predictor runs (height, width) images."""
+        return (self.any_size or self.image_size is None
+                or tuple(size) == tuple(self.image_size))
 
 
 def count_parameters(model):
@@ -55,26 +66,38 @@ def _select_tasks(available, tasks, what):
     return list(tasks)
 
 
+def model_predictor(model, tasks=None, path="model"):
+    """A `MultiTaskModel` in memory, run on images of any size: a model
+    built for one input size is rebuilt once for any size
+    (`multitask_model.with_image_size`, same weights) when an image of
+    another size comes."""
+    from rmtl_tf.models.multitask_model import predictions, with_image_size  # pylint: disable=import-outside-toplevel
+    tasks = _select_tasks(model.tasks, tasks, f"the model in {path!r}")
+    task_models = {tuple(model.image_size): model.task_model(tasks)}
+
+    def predict(images):
+        size = tuple(images.shape[1:3])
+        task_model = task_models.get(size) or task_models.get((None, None))
+        if task_model is None:
+            task_model = with_image_size(model, None).task_model(tasks)
+            task_models[(None, None)] = task_model
+        out = task_model(images, training=False)
+        return {t: np.asarray(predictions(t, out[t])) for t in tasks}
+
+    size = tuple(model.image_size)
+    return Predictor(predict, tasks, None if None in size else size,
+                     "keras", path, count_parameters(model),
+                     dict(model.get_config()["num_classes"] or {}),
+                     any_size=True)
+
+
 def keras_predictor(model_dir, tasks=None):
     """The model in `model_dir/model.keras` (as train.py saves it)."""
-    from rmtl_tf.models.multitask_model import predictions  # pylint: disable=import-outside-toplevel
     from rmtl_tf.training.train_lib import load_model  # pylint: disable=import-outside-toplevel
     if not model_dir or not os.path.isdir(model_dir):
         raise FileNotFoundError(f"The model directory does not exist: "
                                 f"model_dir={model_dir!r}.")
-    model = load_model(model_dir)
-    tasks = _select_tasks(model.tasks, tasks, f"the model in {model_dir!r}")
-    task_model = model.task_model(tasks)
-
-    def predict(images):
-        out = task_model(images, training=False)
-        return {t: np.asarray(predictions(t, out[t])) for t in tasks}
-
-    size = model.image_size
-    return Predictor(predict, tasks,
-                     None if None in size else tuple(size), "keras",
-                     model_dir, count_parameters(model),
-                     dict(model.get_config()["num_classes"] or {}))
+    return model_predictor(load_model(model_dir), tasks, model_dir)
 
 
 def _export_plan(signatures, tasks, signature, path):

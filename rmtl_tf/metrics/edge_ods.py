@@ -24,11 +24,18 @@ F = 2PR / (P + R).
   recall range the curve covers, summed / 100 (seism's `general_ap`).
 
 Pixels whose ground truth is 255 (ignore) are removed from both maps.
+
+As the RCM authors' evaluation (`util.save_img`, then seism reading the
+PNGs), the probabilities are scored as read back from an 8-bit PNG
+(`png_round_trip`), and the tolerance is a fraction of the diagonal of the
+map scored: the original image, since evaluation runs at full resolution
+(`evaluation.full_resolution`).
 """
 
 import numpy as np
 
-from rmtl_tf.metrics import boundary_matching, boundary_thinning
+from rmtl_tf.metrics import (boundary_matching, boundary_thinning,
+                             png_round_trip)
 
 IGNORE_LABEL = 255
 DEFAULT_THRESHOLDS = tuple(np.round(np.arange(1, 100) / 100.0, 2))
@@ -112,10 +119,13 @@ class EdgeODS:
         thresholds: probability thresholds (default 0.01 ... 0.99).
         thin_prediction / thin_ground_truth: thin the binarized maps first,
             as the benchmarks do.
+        png_round_trip: score the probabilities as read back from an 8-bit
+            PNG (`uint8 / 255`), as the authors' seism runs do.
     """
 
     def __init__(self, max_dist=0.0075, thresholds=DEFAULT_THRESHOLDS,
-                 thin_prediction=True, thin_ground_truth=True):
+                 thin_prediction=True, thin_ground_truth=True,
+                 png_round_trip=True):
         boundary_matching.tolerance_pixels((1, 1), max_dist)  # Validates.
         thresholds = tuple(float(t) for t in thresholds)
         if not thresholds or any(not 0 < t <= 1 for t in thresholds):
@@ -125,6 +135,7 @@ class EdgeODS:
         self.thresholds = thresholds
         self.thin_prediction = thin_prediction
         self.thin_ground_truth = thin_ground_truth
+        self.png_round_trip = png_round_trip
         self.counts = []  # One (K, 4) array per image.
 
     def update(self, y_true, prediction):
@@ -133,6 +144,8 @@ class EdgeODS:
         if y_true.shape != prediction.shape:
             raise ValueError("Edge labels and predictions differ in shape: "
                              f"{y_true.shape} vs {prediction.shape}.")
+        if self.png_round_trip:
+            prediction = png_round_trip.to_uint8(prediction) / 255.0
         for gt, prob in zip(y_true, prediction):
             self.counts.append(image_counts(
                 prob, gt, self.max_dist, self.thresholds,

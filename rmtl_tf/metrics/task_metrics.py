@@ -49,7 +49,8 @@ def make_task_metric(task, num_classes=None, dataset="synthetic",
         if classes is None:
             raise ValueError(f"Task {task!r} needs its number of classes. "
                              f"Received: num_classes={num_classes}")
-        return segmentation.SegmentationMetric(classes)
+        return segmentation.SegmentationMetric(
+            classes, skip_uniform_images=task == "human_parts")
     if task == "saliency":
         return saliency.SaliencyMetric()
     if task == "normals":

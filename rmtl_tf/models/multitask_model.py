@@ -264,17 +264,30 @@ def with_dtype_policy(model, policy):
     current `tf.distribute` strategy, if any), weights copied by variable
     path. Variables are float32 under every policy.
     """
+    return _rebuilt(model, policy, {}, policy)
+
+
+def with_image_size(model, image_size=None):
+    """A copy of `model` taking `image_size` inputs (None: any height and
+    width; the network is fully convolutional), the same weights copied by
+    variable path. Full-resolution evaluation runs it on whole images."""
+    return _rebuilt(model, keras.config.dtype_policy(),
+                    {"image_size": image_size}, f"image_size={image_size}")
+
+
+def _rebuilt(model, policy, overrides, what):
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
-        copy = model.__class__.from_config(model.get_config())
+        copy = model.__class__.from_config({**model.get_config(),
+                                            **overrides})
     finally:
         keras.config.set_dtype_policy(previous)
     source = {v.path: v for v in model.weights}
     target = {v.path: v for v in copy.weights}
     if set(source) != set(target):
         raise ValueError(
-            f"The {policy} copy of {model.name!r} has other variables: "
+            f"The {what} copy of {model.name!r} has other variables: "
             f"missing {sorted(set(source) - set(target))[:5]}, unexpected "
             f"{sorted(set(target) - set(source))[:5]}.")
     for path, variable in target.items():

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 
 from rmtl_tf.data import datasets
-from rmtl_tf.evaluation import evaluate_lib
+from rmtl_tf.evaluation import baseline_report
 from rmtl_tf.models import bank as bank_lib
 from rmtl_tf.models import response_init
 from rmtl_tf.models.multitask_model import MultiTaskModel, add_task
@@ -289,14 +289,14 @@ def train(config, log=print):
         raise FileNotFoundError(f"No model in {config.model_dir!r}.")
     model = distribute.end_training(model)  # Local, float32 from here on.
     log(format_training_table(model, summary))
-    results = evaluate_lib.evaluate_with_baselines(
+    results = baseline_report.evaluate_with_baselines(
         model, config.dataset, config.image_size, config.eval_examples,
         config.batch_size, seed=config.seed, data_dir=config.data_dir,
         num_classes=info["num_classes"])
     summary["evaluation"] = results
     checkpoint.atomic_write_json(
         os.path.join(config.model_dir, SUMMARY_FILE), summary)
-    log(evaluate_lib.format_table(results))
+    log(baseline_report.format_table(results))
     if config.export_dir:
         from rmtl_tf.export import export_lib  # pylint: disable=import-outside-toplevel
         exported = export_lib.export(model, config.export_dir)

@@ -42,7 +42,7 @@ def test_train_add_task_export_and_serve(tmp_path):
 
     first = _run("train.py", "--flagfile=configs/demo.cfg",
                  f"--model_dir={model_dir}", "--tasks=semseg", *TINY)
-    assert "semseg" in first.stdout and "miou" in first.stdout
+    assert "| semseg | mIoU (higher is better) |" in first.stdout
     tasks, before = _model_outputs(model_dir, images)
     assert tasks == ["semseg"]
 

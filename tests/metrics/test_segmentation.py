@@ -22,13 +22,35 @@ def test_hand_computed():
     assert result["confusion"] == [[1, 1, 0], [0, 2, 0], [1, 0, 0]]
 
 
-def test_absent_classes_have_no_iou_and_scores_are_argmaxed():
+def test_absent_classes_count_zero_and_scores_are_argmaxed():
+    # The authors' mean: over all classes, an absent class's IoU 0.
     metric = SegmentationMetric(5)
     scores = np.eye(5)[PRED] * 0.9 + 0.02
     metric.update(TRUE[..., None], scores)  # Labels (B, H, W, 1).
     result = metric.result()
-    assert result["per_class_iou"][3:] == [None, None]
-    assert result["miou"] == pytest.approx((1 / 3 + 2 / 3 + 0) / 3)
+    assert result["per_class_iou"][3:] == [0.0, 0.0]
+    assert result["miou"] == pytest.approx((1 / 3 + 2 / 3 + 0) / 5)
+    assert result["miou_present_classes"] == pytest.approx(
+        (1 / 3 + 2 / 3 + 0) / 3)
+
+
+def test_uniform_images_are_skipped_when_asked():
+    background = np.zeros((1, 2, 3), np.int64)
+    ignored = np.full((1, 2, 3), 255)
+    mixed = np.array([[[0, 255, 0], [255, 0, 0]]])  # Kept, as theirs.
+    parts = np.array([[[1, 1, 0], [2, 0, 0]]])
+    wrong = np.ones((1, 2, 3), np.int64)  # Predicts class 1 everywhere.
+    skipping = SegmentationMetric(3, skip_uniform_images=True)
+    counting = SegmentationMetric(3)
+    for labels in (background, ignored, mixed, parts):
+        skipping.update(labels, wrong)
+        counting.update(labels, wrong)
+    kept, everything = skipping.result(), counting.result()
+    assert kept["num_images"] == 2 and kept["skipped_images"] == 2
+    assert everything["num_images"] == 4
+    # Skipped: background's 6 false positives of class 1 are not counted.
+    assert kept["confusion"][0][1] == 4 + 3
+    assert everything["confusion"][0][1] == 6 + 4 + 3
 
 
 def test_random_labels_against_per_class_counts():
