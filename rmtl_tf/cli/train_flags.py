@@ -67,7 +67,8 @@ _TRAIN_EXAMPLES = flags.DEFINE_integer(
     "real datasets, the first N training images are used.")
 _EVAL_EXAMPLES = flags.DEFINE_integer(
     "eval_examples", 64, "Validation scenes (or first N validation images) "
-    "for the report.")
+    "for the report, scored whole as the authors (README, 'Evaluation "
+    "protocol').")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of data and initialization.")
 _JIT = flags.DEFINE_bool(
     "jit_compile", False, "Compile train steps with XLA. Off by default: on "

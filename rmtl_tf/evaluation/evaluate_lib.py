@@ -199,8 +199,10 @@ def evaluate(predictor, dataset, tasks=None, dataset_name="synthetic",
             timing[task] += time.time() - tic
         if i == 0 and summary_writer is not None:
             from rmtl_tf.visualization.image_summaries import write_task_images  # pylint: disable=import-outside-toplevel
+            first = np.asarray(labels[tasks[0]]) if tasks else images
             write_task_images(
-                summary_writer, 0, images[:max_images],
+                summary_writer, 0,
+                crop_to_labels(images[:max_images], first.shape[1:3]),
                 {t: np.asarray(labels[t])[:max_images] for t in tasks},
                 {t: out[t][:max_images] for t in tasks}, tasks)
         count += len(images)

@@ -106,10 +106,11 @@ def _reference(root, model, pad_to):
             "normals": authors_reference.eval_normals(pairs["normals"])}
 
 
-def _evaluate(tmp_path, data_dir, **kwargs):
+def _evaluate(tmp_path, data_dir, image_summaries=False, **kwargs):
     config = evaluate_lib.EvalConfig(
         output_dir=str(tmp_path), dataset="nyud", data_dir=data_dir,
-        batch_size=2, num_examples=10, image_summaries=False, **kwargs)
+        batch_size=2, num_examples=10, image_summaries=image_summaries,
+        **kwargs)
     return evaluate_lib.run_evaluation(config, log=lambda _: 0)
 
 
@@ -161,7 +162,8 @@ def test_small_images_are_padded_and_cut_back(nyud_480, model_and_exports,
     model_dir, model, _ = model_and_exports
     pad_to = (FULL[0] + 17, FULL[1] + 32)  # Odd padding: 8 above, 9 below.
     result = _evaluate(tmp_path, data_dir, model_dir=model_dir,
-                       image_size=pad_to)
+                       image_size=pad_to, image_summaries=True)
+    assert os.listdir(tmp_path / "logs")  # Panels of the cropped images.
     _check_every_pixel(result, written)
     _assert_matches(result, _reference(root, model, pad_to), 1e-6)
 
