@@ -120,6 +120,46 @@ def test_pipeline_pads_evaluation_batches_with_ignore():
     np.testing.assert_array_equal(image[0, 0, 0], [123, 116, 103])
 
 
+def test_full_resolution_pads_images_only_and_groups_sizes():
+    # (10, 12) and (12, 14) both pad to 14x16: grouped apart all the same.
+    sizes = [(10, 12), (6, 20), (12, 14), (18, 8), (6, 20), (10, 12),
+             (12, 14)]
+
+    def generate():
+        for i, (h, w) in enumerate(sizes):
+            yield {"image": np.full((h, w, 3), i, np.uint8),
+                   "semseg": np.full((h, w), i, np.uint8)}
+
+    examples = tf.data.Dataset.from_generator(generate, output_signature={
+        "image": tf.TensorSpec((None, None, 3), tf.uint8),
+        "semseg": tf.TensorSpec((None, None), tf.uint8)})
+    ds = input_pipeline.build(examples, ["semseg"], (14, 16), 2,
+                              full_resolution=True)
+    seen = []
+    for image, labels in ds:
+        semseg = labels["semseg"].numpy()
+        b, h, w = semseg.shape
+        assert b <= 2 and len(set(semseg[:, 0, 0])) == b
+        # Labels untouched, at their original size; nothing ignored.
+        assert (h, w) == sizes[semseg[0, 0, 0]] and (semseg != 255).all()
+        # The image padded (centred, mean pixel) to at least 14x16.
+        ph, pw = max(14, h), max(16, w)
+        assert image.shape == (b, ph, pw, 3)
+        top, left = (ph - h) // 2, (pw - w) // 2
+        for k in range(b):
+            np.testing.assert_array_equal(
+                image[k, top:top + h, left:left + w], semseg[k, 0, 0])
+        if (ph, pw) != (h, w):
+            np.testing.assert_array_equal(image[0, 0, 0] if top or left
+                                          else image[0, -1, -1],
+                                          [123, 116, 103])
+        seen.extend(semseg[:, 0, 0].tolist())
+    assert sorted(seen) == list(range(len(sizes)))  # Each image once.
+    with pytest.raises(ValueError, match="full_resolution is for evaluation"):
+        input_pipeline.build(examples, ["semseg"], (14, 16), 2, augment=True,
+                             full_resolution=True)
+
+
 def test_augment_can_be_turned_off():
     from rmtl_tf.data import synthetic_dataset  # pylint: disable=import-outside-toplevel
     scene = synthetic_dataset.synthetic_arrays("train", 1, (32, 32))
