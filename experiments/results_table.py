@@ -14,7 +14,8 @@ their tasks are merged and their parameters summed.
       --output=experiments/results/table.md
 
 Evaluation settings (dataset, split, examples, seed) apply to every model;
-models are evaluated at their own input size.
+models are scored with the authors' protocol (`python -m rmtl_tf.evaluate`:
+whole images, their metrics; README, "Evaluation protocol").
 """
 
 import os

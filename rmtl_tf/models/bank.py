@@ -82,7 +82,8 @@ def load_npz(path):
 
 
 def load_torchvision(path):
-    """Bank weights from a torchvision ResNet's `.pth` (PyTorch) or `.npz`."""
+    """Bank weights from a torchvision ResNet's `.pth` (read without
+    PyTorch, `pth_file`) or `.npz`."""
     from rmtl_tf.models import weight_import  # pylint: disable=import-outside-toplevel
     return weight_import.bank_weights_from_torchvision(path)
 

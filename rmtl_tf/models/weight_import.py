@@ -1,8 +1,8 @@
 """Pretrained PyTorch weights: the authors' RCM checkpoints and torchvision.
 
 Two namings are read, from a dict of arrays (numpy or torch), an `.npz` or a
-`.pth` file (the latter needs PyTorch; `python -m rmtl_tf.tools.convert_pth`
-turns it into an `.npz` once):
+`.pth` file (read without PyTorch, by a loader that builds tensors and
+dicts only: `rmtl_tf.models.pth_file`):
 
 - The authors' RCM models (github.com/menelaoskanakis/RCM, per-task
   parameters): `conv1.Ws.weight` (the bank), `conv1.Wt.<task>.weight_g` /
@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
+from rmtl_tf.models import pth_file
 
 TASK_ALIASES = {"sal": "saliency"}  # The authors' task name -> ours.
 BN_NAMES = {"weight": "gamma", "bias": "beta", "running_mean": "moving_mean",
@@ -102,14 +103,11 @@ def _to_numpy(value):
 
 
 def _torch_load(path):
+    """A `.pth` file's object, read without PyTorch (`pth_file`)."""
     try:
-        import torch  # pylint: disable=import-outside-toplevel
-    except ImportError as e:
-        raise ImportError(
-            f"Reading {path!r} needs PyTorch (pip install 'rmtl_tf[torch]'). "
-            "Or convert it once where PyTorch is installed: python -m "
-            "rmtl_tf.tools.convert_pth --input=X.pth --output=X.npz") from e
-    return torch.load(path, map_location="cpu", weights_only=True)
+        return pth_file.load(path)
+    except pth_file.UnsafeCheckpointError as e:
+        raise ValueError(f"{path!r}: {e}") from e
 
 
 def load_state_dict(source):

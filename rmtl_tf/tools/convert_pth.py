@@ -1,7 +1,8 @@
 """Converts a PyTorch checkpoint (`.pth`) to an `.npz` of the same names.
 
-Run once where PyTorch is installed (`pip install 'rmtl_tf[torch]'`); the
-`.npz` then imports with no PyTorch: `rmtl_tf.import_state_dict(model,
+Needs no PyTorch (`rmtl_tf.models.pth_file` reads the file); `.pth` files
+import directly too, the `.npz` is for tools that want plain arrays:
+`rmtl_tf.import_state_dict(model,
 "X.npz")`, `rmtl_tf.assemble_checkpoints(["a.npz", "b.npz"])` or
 `train.py --bank=torchvision:X.npz`.
 
