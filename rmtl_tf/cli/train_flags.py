@@ -58,6 +58,11 @@ _BANK = flags.DEFINE_string(
     "(pretrain a plain ResNet on synthetic scenes first), 'random', "
     "'npz:PATH' (weights saved by rmtl_tf.models.bank.save_bank), or "
     "'torchvision:PATH' (a torchvision ResNet state dict, .pth or .npz).")
+_RI_DECOMPOSITIONS = flags.DEFINE_string(
+    "ri_decompositions", None, "Response initialization (rc_ri_* variants) "
+    "from the authors' precomputed PCA (their RI/resnet18 folder or RI.zip: "
+    "<conv>/components.npy, mean.npy) instead of the PCA of this run's "
+    "training images.")
 _PRETRAIN_STEPS = flags.DEFINE_integer("pretrain_steps", 300,
                                        "Steps of bank pretraining.")
 _PRETRAIN_LR = flags.DEFINE_float("pretrain_learning_rate", 0.002,
@@ -123,6 +128,7 @@ def config_from_flags():
         train_steps=_STEPS.value, checkpoint_every=_CKPT.value,
         learning_rate=_LR.value, momentum=_MOMENTUM.value,
         weight_decay=_WD.value, poly_power=_POLY.value, bank=_BANK.value,
+        ri_decompositions=_RI_DECOMPOSITIONS.value or None,
         pretrain_steps=_PRETRAIN_STEPS.value,
         pretrain_learning_rate=_PRETRAIN_LR.value,
         train_examples=_TRAIN_EXAMPLES.value,

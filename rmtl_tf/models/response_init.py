@@ -12,9 +12,24 @@ the following BatchNorm's moving mean.
 
 Statistics are streamed (sum and sum of outer products in float64), so
 memory does not grow with the number of images.
+
+`load_decompositions` imports the authors' precomputed PCA instead (their
+`RI.zip`, made by their `decomp/` scripts on ImageNet images): one folder
+per conv, named as torchvision's with `_` for `.` (`conv1`,
+`layer1_0_conv1`, ...; our layer names), holding `components.npy` (`U`,
+columns the components: their `pca.components_.T`) and `mean.npy`. Their
+`create_decompositions` (`modules/deeplab_resnet.py`) builds `Ws' = U^T W`
+and `Wt = U` (NFF: `g` the norm of each row) from them, as `apply` does.
+It adds `m - U U^T m` to the following BatchNorm's running mean, where the
+arithmetic calls for subtracting it (above); with every component kept, as
+in their files, `U` is orthogonal and the term is zero up to rounding, so
+the two agree.
 """
 
+import io
+import os
 import time
+import zipfile
 
 import numpy as np
 
@@ -144,3 +159,79 @@ def apply(model, weights, ri):
     apply_bank(model, weights, ri)
     for task in model.tasks:
         apply_task(model, task, ri)
+
+
+def _decomposition_files(path):
+    """{layer: {"components": bytes or path, "mean": ...}} of a folder or
+    zip in the authors' layout (layer folders anywhere below its root)."""
+    found = {}
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                parts = name.rstrip("/").split("/")
+                if len(parts) >= 2 and parts[-1] in ("components.npy",
+                                                     "mean.npy"):
+                    layer = found.setdefault(parts[-2], {})
+                    layer[parts[-1][:-len(".npy")]] = archive.read(name)
+        return found
+    if not os.path.isdir(path):
+        raise FileNotFoundError(
+            f"No decompositions at {path!r}: expected the authors' RI folder "
+            "(one folder per conv with components.npy and mean.npy, e.g. "
+            "RI/resnet18/) or their RI.zip.")
+    for root, _, files in os.walk(path):
+        for kind in ("components", "mean"):
+            if f"{kind}.npy" in files:
+                found.setdefault(os.path.basename(root), {})[kind] = \
+                    os.path.join(root, f"{kind}.npy")
+    return found
+
+
+def _read_npy(source):
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    return np.load(source, allow_pickle=False)
+
+
+def load_decompositions(path, layers):
+    """The authors' precomputed RI (see the module doc) as our RI dict.
+
+    Args:
+        path: their RI folder (e.g. `RI/resnet18`) or `RI.zip`.
+        layers: {layer name: output channels} of the reparameterized convs
+            to initialize; each must have a square `components.npy` of that
+            size and a `mean.npy`.
+
+    Returns:
+        dict `"<conv>/components"`, `"<conv>/mean"` (float32).
+    """
+    found = _decomposition_files(path)
+    missing = [name for name in layers if set(found.get(name, {}))
+               != {"components", "mean"}]
+    if missing:
+        raise ValueError(
+            f"The decompositions in {path!r} lack components.npy / mean.npy "
+            f"for {missing[:5]}{' ...' if len(missing) > 5 else ''}; found "
+            f"layers {sorted(found)[:8]}. Expected one folder per conv, "
+            "named as torchvision's with '_' (conv1, layer1_0_conv1, ...).")
+    ri = {}
+    for name, channels in layers.items():
+        components = _read_npy(found[name]["components"])
+        mean = _read_npy(found[name]["mean"])
+        if components.shape != (channels, channels) or mean.shape != (
+                channels,):
+            raise ValueError(
+                f"The decomposition of {name!r} in {path!r} has components "
+                f"{components.shape} and mean {mean.shape}; the model's "
+                f"layer has {channels} filters (expected ({channels}, "
+                f"{channels}) and ({channels},)): another backbone or "
+                "width.")
+        ri[f"{name}/components"] = components.astype(np.float32)
+        ri[f"{name}/mean"] = mean.astype(np.float32)
+    return ri
+
+
+def reparameterized_layers(model):
+    """{name: filters} of `model`'s reparameterized convs."""
+    return {l.name: int(l.filters) for l in model.layers
+            if isinstance(l, ReparamConv2D)}

@@ -46,6 +46,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     poly_power: float = 0.9
     bank: str = "pretrain"
+    ri_decompositions: Optional[str] = None
     pretrain_steps: int = 300
     pretrain_learning_rate: float = 0.002
     train_examples: int = 512
@@ -103,6 +104,12 @@ class TrainConfig:
                 "datasets; --dataset=synthetic renders its scenes. Received: "
                 f"data_dir={self.data_dir!r}, manual_dir={self.manual_dir!r}"
                 f", download={self.download}")
+        if self.ri_decompositions and not self.response_init:
+            raise ValueError(
+                f"--ri_decompositions is response initialization, which "
+                f"--variant={self.variant} does not use (an rc_ri_* variant "
+                f"does). Received: ri_decompositions="
+                f"{self.ri_decompositions!r}")
         distribute.check_strategy(self.strategy)
         distribute.check_precision(self.mixed_precision)
         if self.num_cpu_devices < 0 or (self.num_cpu_devices > 1

@@ -101,9 +101,10 @@ def _bank_weights(config, log):
     return weights
 
 
-def _response_init(config, weights, log):
-    """The PCA of the pretrained convs' responses, computed once per model
-    directory on training images and stored in `ri.npz`."""
+def _response_init(config, weights, log, model=None):
+    """The PCA of the pretrained convs' responses, once per model directory
+    (stored in `ri.npz`): the authors' decompositions with
+    `--ri_decompositions`, else computed on training images."""
     path = os.path.join(config.model_dir, RI_FILE)
     if os.path.isfile(path):
         return bank_lib.load_npz(path)
@@ -111,6 +112,14 @@ def _response_init(config, weights, log):
         raise ValueError("Response initialization (--variant="
                          f"{config.variant}) needs pretrained weights; "
                          "received --bank=random.")
+    if config.ri_decompositions:
+        ri = response_init.load_decompositions(
+            config.ri_decompositions,
+            response_init.reparameterized_layers(model))
+        log(f"Response initialization: the decompositions of {len(ri) // 2}"
+            f" layers from {config.ri_decompositions}.")
+        bank_lib.save_bank(path, ri)
+        return ri
     images = datasets.load_split(
         config.dataset, "train", [], config.image_size, config.batch_size,
         min(config.train_examples, RI_EXAMPLES), seed=config.seed,
@@ -262,13 +271,14 @@ def train(config, log=print):
                 bank_lib.load_bank_into(model, weights)
             if config.response_init:
                 response_init.apply(model, weights,
-                                    _response_init(config, weights, log))
+                                    _response_init(config, weights, log,
+                                                   model))
         else:
             model = add_task(model, task, num_classes=info["num_classes"],
                              pretrained=weights)
             if config.response_init:
                 response_init.apply_task(
-                    model, task, _response_init(config, weights, log))
+                    model, task, _response_init(config, weights, log, model))
         log(f"Training task {task!r} ({config.train_steps} steps, batch "
             f"{config.batch_size}, {config.image_size[0]}x"
             f"{config.image_size[1]}); frozen: the bank and "

@@ -68,3 +68,47 @@ def test_missing_model_dir_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="No trained model in "
                                                 "model_dir="):
         train_lib.load_model(os.path.join(str(tmp_path), "nothing"))
+
+
+def test_authors_decompositions_initialize_the_run(tmp_path):
+    """--ri_decompositions: the model starts from their PCA (kept in
+    ri.npz), banks W U; the wrong size of model is refused by name."""
+    from rmtl_tf.models import bank, response_init  # pylint: disable=import-outside-toplevel
+    rng = np.random.default_rng(0)
+    layers = {"conv1": 8, "layer1_0_conv1": 8, "layer1_0_conv2": 8,
+              "layer2_0_conv1": 16, "layer2_0_conv2": 16,
+              "layer3_0_conv1": 16, "layer3_0_conv2": 16,
+              "layer4_0_conv1": 32, "layer4_0_conv2": 32}
+    written = {}
+    for name, channels in layers.items():
+        folder = tmp_path / "RI" / name
+        folder.mkdir(parents=True)
+        u, _ = np.linalg.qr(rng.normal(size=(channels, channels)))
+        np.save(folder / "components.npy", u)
+        np.save(folder / "mean.npy", rng.normal(size=channels))
+        written[name] = u
+    model_dir = tmp_path / "model"
+    lines = []
+    train_lib.train(_config(model_dir, ("semseg",), variant="rc_ri_nff",
+                            ri_decompositions=str(tmp_path / "RI"),
+                            train_steps=1, checkpoint_every=1),
+                    log=lines.append)
+    assert any("decompositions of 9 layers" in line for line in lines)
+    ri = bank.load_npz(str(model_dir / "ri.npz"))
+    pretrained = bank.load_npz(str(model_dir / "bank.npz"))
+    model = train_lib.load_model(str(model_dir))
+    for name, u in written.items():
+        np.testing.assert_allclose(ri[f"{name}/components"], u, atol=1e-7)
+        layer = model.get_layer(name)
+        np.testing.assert_allclose(
+            layer.bank.numpy(),
+            np.tensordot(pretrained[f"{name}/kernel"], u, axes=[[3], [0]]),
+            atol=1e-5, err_msg=name)
+    with pytest.raises(ValueError, match="rc_ri_"):
+        _config(tmp_path / "other", ("semseg",), variant="rc_nff",
+                ri_decompositions=str(tmp_path / "RI"))
+    with pytest.raises(ValueError, match="'conv1'.*16 filters.*another"):
+        train_lib.train(_config(tmp_path / "wide", ("semseg",),
+                                variant="rc_ri_nff", width_multiplier=2.0,
+                                ri_decompositions=str(tmp_path / "RI")),
+                        log=lambda *_: None)
