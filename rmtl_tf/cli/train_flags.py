@@ -48,7 +48,9 @@ _BATCH = flags.DEFINE_integer("batch_size", 8, "Batch size.")
 _STEPS = flags.DEFINE_integer("train_steps", 1000,
                               "Training steps per task.")
 _CKPT = flags.DEFINE_integer("checkpoint_every", 100,
-                             "Steps between atomic checkpoints.")
+                             "Steps between atomic checkpoints (the last "
+                             "interval may be shorter: --train_steps is "
+                             "exact).")
 _LR = flags.DEFINE_float("learning_rate", 0.005, "Initial SGD learning rate.")
 _MOMENTUM = flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 _WD = flags.DEFINE_float("weight_decay", 1e-4, "Weight decay.")

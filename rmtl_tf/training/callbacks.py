@@ -12,14 +12,15 @@ from rmtl_tf.visualization.image_summaries import write_task_images
 class CheckpointCallback(keras.callbacks.Callback):
     """Writes an atomic checkpoint of `model` and `optimizer` every epoch.
 
-    The step is `(epoch + 1) * steps_per_epoch` (equal to the optimizer's
-    `iterations`, which the checkpoint also holds); `run` (the settings
-    that decide the trajectory) is stored with it. No checkpoint is written
-    of weights that are NaN or Inf: the last good one stays in force.
+    The step is `(epoch + 1) * steps_per_epoch`, at most `total_steps`
+    (the last epoch may be shorter; equal to the optimizer's `iterations`,
+    which the checkpoint also holds); `run` (the settings that decide the
+    trajectory) is stored with it. No checkpoint is written of weights that
+    are NaN or Inf: the last good one stays in force.
     """
 
     def __init__(self, directory, model, optimizer, steps_per_epoch,
-                 run=None, task=None):
+                 run=None, task=None, total_steps=None):
         super().__init__()
         self.directory = directory
         self.full_model = model
@@ -27,9 +28,12 @@ class CheckpointCallback(keras.callbacks.Callback):
         self.steps_per_epoch = steps_per_epoch
         self.run = run
         self.task = task
+        self.total_steps = total_steps
 
     def on_epoch_end(self, epoch, logs=None):
         step = (epoch + 1) * self.steps_per_epoch
+        if self.total_steps is not None:
+            step = min(step, self.total_steps)
         if logs and not np.isfinite(logs.get("loss", 0.0)):
             raise FloatingPointError(
                 f"Loss is {logs['loss']} at step {step}; the last good "
@@ -38,6 +42,25 @@ class CheckpointCallback(keras.callbacks.Callback):
         checkpoint.check_finite(self.full_model, step, where)
         checkpoint.save(self.directory, self.full_model, self.optimizer,
                         step, run=self.run)
+
+
+class StopAtStep(keras.callbacks.Callback):
+    """Ends training after step `total_steps` (counted over the task, from
+    `steps_per_epoch`), so a schedule that is not a multiple of the
+    checkpoint interval runs exactly: the last epoch is cut short."""
+
+    def __init__(self, total_steps, steps_per_epoch):
+        super().__init__()
+        self.total_steps = total_steps
+        self.steps_per_epoch = steps_per_epoch
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch * self.steps_per_epoch + batch + 1 >= self.total_steps:
+            self.model.stop_training = True
 
 
 class NaNGuard(keras.callbacks.Callback):

@@ -29,7 +29,7 @@ from rmtl_tf.models.multitask_model import MultiTaskModel, add_task
 from rmtl_tf.tasks import registry
 from rmtl_tf.training import checkpoint, distribute, pretrain_lib
 from rmtl_tf.training.callbacks import (CheckpointCallback, ImageSummary,
-                                        NaNGuard)
+                                        NaNGuard, StopAtStep)
 
 MODEL_FILE = "model.keras"
 BANK_FILE = "bank.npz"
@@ -184,9 +184,12 @@ def train_task(model, task, config, log=print):
     model.set_trainable_tasks([task])
     task_model = model.task_model([task])
     spec = registry.get_task(task)
-    epochs = math.ceil(config.train_steps / config.checkpoint_every)
-    steps_per_epoch = math.ceil(config.train_steps / epochs)
-    optimizer = _optimizer(config, epochs * steps_per_epoch)
+    # Epochs of `checkpoint_every` steps; the last one is cut short at
+    # exactly `train_steps` (StopAtStep).
+    total = config.train_steps
+    steps_per_epoch = min(config.checkpoint_every, total)
+    epochs = math.ceil(total / steps_per_epoch)
+    optimizer = _optimizer(config, total)
     task_model.compile(optimizer=optimizer,
                        loss={task: distribute.replica_loss(spec.loss)},
                        loss_weights={task: spec.loss_weight},
@@ -209,22 +212,26 @@ def train_task(model, task, config, log=print):
     callbacks = [
         distribute.SyncReplicas(model, optimizer),
         NaNGuard(task, steps_per_epoch, ckpt_dir),
+        StopAtStep(total, steps_per_epoch),
         CheckpointCallback(ckpt_dir, model, optimizer, steps_per_epoch,
-                           run=_run_settings(task, config), task=task),
+                           run=_run_settings(task, config), task=task,
+                           total_steps=total),
         keras.callbacks.TensorBoard(log_dir=log_dir, write_graph=False),
         ImageSummary(log_dir, task_model, val_ds, task),
     ]
     started = time.time()
-    history = task_model.fit(
-        train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
-        initial_epoch=start // steps_per_epoch, callbacks=callbacks,
-        shuffle=False,
-        verbose=1 if sys.stdout.isatty() else 2)
+    losses = []
+    if start < total:
+        history = task_model.fit(
+            train_ds, epochs=epochs, steps_per_epoch=steps_per_epoch,
+            initial_epoch=start // steps_per_epoch, callbacks=callbacks,
+            shuffle=False,
+            verbose=1 if sys.stdout.isatty() else 2)
+        losses = history.history.get("loss", [])
     seconds = time.time() - started
-    trained = (epochs - start // steps_per_epoch) * steps_per_epoch
-    losses = history.history.get("loss", [])
+    trained = total - start
     return {
-        "steps": epochs * steps_per_epoch,
+        "steps": total,
         "seconds": round(seconds, 2),
         "images_per_second": round(
             trained * config.batch_size / max(seconds, 1e-9), 2),

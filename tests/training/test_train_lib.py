@@ -112,3 +112,51 @@ def test_authors_decompositions_initialize_the_run(tmp_path):
                                 variant="rc_ri_nff", width_multiplier=2.0,
                                 ri_decompositions=str(tmp_path / "RI")),
                         log=lambda *_: None)
+
+
+def test_schedule_is_exact_when_not_a_multiple_of_the_interval(
+        tmp_path, monkeypatch):
+    """train_steps=5, checkpoint_every=2: checkpoints at 2, 4, 5 and the
+    optimizer takes exactly 5 steps (the last interval is shorter), the
+    learning rate decays over 5; a run resumed at 4 trains 1 step."""
+    from rmtl_tf.training import checkpoint  # pylint: disable=import-outside-toplevel
+    saved = []
+    original = checkpoint.save
+
+    def record(directory, model, optimizer, step, run=None):
+        saved.append((step, int(optimizer.iterations.numpy()),
+                      float(optimizer.learning_rate.numpy())))
+        return original(directory, model, optimizer, step, run=run)
+
+    monkeypatch.setattr(checkpoint, "save", record)
+    summary = train_lib.train(_config(tmp_path / "a", ("depth",),
+                                      train_steps=5),
+                              log=lambda *_: None)
+    assert [s[:2] for s in saved] == [(2, 2), (4, 4), (5, 5)]
+    assert saved[-1][2] == 0.0  # Poly decay over exactly 5 steps ends at 0.
+    assert summary["tasks"]["depth"]["steps"] == 5
+
+    # Killed after the checkpoint at step 4, then resumed: one more step,
+    # and the weights of the uninterrupted run.
+    from rmtl_tf.training import callbacks  # pylint: disable=import-outside-toplevel
+    first = callbacks.CheckpointCallback.on_epoch_end
+
+    def kill_at_four(self, epoch, logs=None):
+        first(self, epoch, logs)
+        if epoch == 1:
+            raise KeyboardInterrupt("simulated kill")
+
+    monkeypatch.setattr(callbacks.CheckpointCallback, "on_epoch_end",
+                        kill_at_four)
+    saved.clear()
+    with pytest.raises(KeyboardInterrupt):
+        train_lib.train(_config(tmp_path / "b", ("depth",), train_steps=5),
+                        log=lambda *_: None)
+    monkeypatch.setattr(callbacks.CheckpointCallback, "on_epoch_end", first)
+    train_lib.train(_config(tmp_path / "b", ("depth",), train_steps=5),
+                    log=lambda *_: None)
+    assert [s[:2] for s in saved] == [(2, 2), (4, 4), (5, 5)]
+    uninterrupted = train_lib.load_model(str(tmp_path / "a"))
+    resumed = train_lib.load_model(str(tmp_path / "b"))
+    for a, b in zip(uninterrupted.weights, resumed.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
