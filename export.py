@@ -30,10 +30,16 @@ _TFLITE = flags.DEFINE_bool("tflite", True,
                             "Write the float32 .tflite file.")
 _QUANTIZE = flags.DEFINE_list(
     "quantize", [], "Quantized .tflite files to write too: any of dynamic, "
-    "float16, int8 (none: only float32). int8 calibrates on synthetic "
-    "training images.")
+    "float16, int8 (none: only float32). int8 calibrates on the training "
+    "images of the model's dataset (--calibration_examples).")
 _CALIBRATION_EXAMPLES = flags.DEFINE_integer(
-    "calibration_examples", 32, "Images per signature for int8 calibration.")
+    "calibration_examples", 32, "Images per signature for int8 calibration, "
+    "from the training split of the dataset the model was trained on (its "
+    "summary.json).")
+_CALIBRATION_DATA_DIR = flags.DEFINE_string(
+    "calibration_data_dir", None, "The prepared dataset's folder for int8 "
+    "calibration, if it moved since training (default: the training "
+    "run's --data_dir).")
 _FOLD_TASK = flags.DEFINE_list(
     "fold_task", [], "Tasks to also export folded (modulators and "
     "BatchNorm folded into plain convs: the fastest graph for one task) as "
@@ -96,9 +102,13 @@ def main(argv):
     images = None
     if "int8" in modes:
         size = export_lib.export_image_size(model)
+        dataset, data_dir = quantize.training_data(_MODEL_DIR.value)
+        data_dir = _CALIBRATION_DATA_DIR.value or data_dir
+        print(f"int8 calibration: {_CALIBRATION_EXAMPLES.value} images of "
+              f"the {dataset} training split (the model's).")
         images = quantize.calibration_images(
             size if None not in size else (64, 64),
-            _CALIBRATION_EXAMPLES.value)
+            _CALIBRATION_EXAMPLES.value, dataset=dataset, data_dir=data_dir)
     result = export_lib.export(
         model, _EXPORT_DIR.value, _MODEL_NAME.value, _VERSION.value,
         tflite=_TFLITE.value, fold_modulators=_FOLD_MODULATORS.value,

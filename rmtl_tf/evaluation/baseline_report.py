@@ -13,7 +13,7 @@ to have learned anything.
 
 import numpy as np
 
-from rmtl_tf.data import dataset_specs, datasets
+from rmtl_tf.data import datasets
 from rmtl_tf.evaluation import evaluate_lib, predictors
 from rmtl_tf.metrics import task_metrics
 from rmtl_tf.tasks import registry
@@ -99,14 +99,14 @@ def evaluate_with_baselines(model, dataset, image_size, num_examples,
                             batch_size, seed=0, data_dir=None,
                             num_classes=None):
     """Every task of `model` and its trivial baseline on the validation
-    split (full resolution, padded to at least the dataset's evaluation
-    size, else `image_size`).
+    split (full resolution, padded to at least `image_size`, the training
+    crop: the authors pad to theirs, NYUD 425x560, PASCAL 512x512).
 
     Returns {task: {"metric", "model", "baseline", "lower_is_better"}}: the
     headline metric (`task_metrics.HEADLINE`) of each.
     """
     tasks = list(model.tasks)
-    size = dataset_specs.get_spec(dataset).eval_size or tuple(image_size)
+    size = tuple(image_size)
 
     def split(name):
         return datasets.load_split(dataset, name, tasks, size, batch_size,

@@ -55,6 +55,23 @@ def calibration_images(image_size, num_examples=DEFAULT_CALIBRATION_EXAMPLES,
         :num_examples]
 
 
+def training_data(model_dir):
+    """(dataset, data_dir) the model in `model_dir` was trained on, from
+    its `summary.json` (the first task's settings); ("synthetic", None)
+    when there is none."""
+    import json  # pylint: disable=import-outside-toplevel
+    import os  # pylint: disable=import-outside-toplevel
+    path = os.path.join(model_dir or "", "summary.json")
+    if not os.path.isfile(path):
+        return "synthetic", None
+    with open(path, encoding="utf-8") as f:
+        tasks = json.load(f).get("tasks", {})
+    for stats in tasks.values():
+        config = stats.get("config", {})
+        return config.get("dataset", "synthetic"), config.get("data_dir")
+    return "synthetic", None
+
+
 def representative_dataset(signature_keys, images):
     """A generator of `(signature_key, {"image": [1, H, W, 3]})`: each
     signature calibrates on every image (its tensors are its own)."""

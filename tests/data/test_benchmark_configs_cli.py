@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import write_fixtures
 
@@ -42,6 +43,25 @@ def test_config_trains_on_the_authors_layout(tmp_path, config, write,
     for task in tasks.split(","):
         assert f"| {task} |" in proc.stdout
     assert os.path.isfile(tmp_path / "model" / "model.keras")
+    # int8 calibration (export.py) reads the model's own training images.
+    from PIL import Image  # pylint: disable=import-outside-toplevel
+    from rmtl_tf.export import quantize  # pylint: disable=import-outside-toplevel
+    dataset, data_dir = quantize.training_data(str(tmp_path / "model"))
+    assert (dataset, data_dir) == (config, str(tmp_path / "tfds"))
+    images = quantize.calibration_images((32, 48), 2, dataset=dataset,
+                                         data_dir=data_dir)
+    assert images.shape == (2, 32, 48, 3)
+    folder = "NYUD_MT/images" if config == "nyud" else "PASCAL_MT/JPEGImages"
+    train = {}
+    for name in sorted(os.listdir(os.path.join(manual_dir, folder))):
+        if name.startswith(("train", "2008", "2009")):
+            full = np.asarray(Image.open(os.path.join(
+                manual_dir, folder, name)).convert("RGB"), np.float32)
+            h, w = full.shape[:2]
+            top, left = (h - 32) // 2, (w - 48) // 2
+            train[name] = full[top:top + 32, left:left + 48]
+    for image in images:  # Central windows of training images.
+        assert any(np.array_equal(image, t) for t in train.values())
 
 
 def test_bad_file_stops_train_with_its_name(tmp_path):
