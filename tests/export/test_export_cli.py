@@ -14,8 +14,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 
 
-def _export(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+def _export(*args, **env_overrides):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **env_overrides)
     return subprocess.run([sys.executable, os.path.join(ROOT, "export.py"),
                            *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=900, check=False)
@@ -63,3 +63,21 @@ def test_export_cli_deployment_flags(tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "Since version 1: new [], unchanged ['semseg', 'depth'], " \
            "changed []" in again.stdout
+
+
+def test_export_without_litert_lists_signatures_and_never_crashes(tmp_path):
+    """The quick-start install (`.[cpu]`) has no ai_edge_litert: export.py
+    lists the signatures with TensorFlow's interpreter instead."""
+    blocker = tmp_path / "blocked" / "ai_edge_litert"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text(
+        "raise ImportError('ai_edge_litert is not installed (test)')\n")
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    build(["depth"], SMALL).save(str(model_dir / "model.keras"))
+    proc = _export(f"--model_dir={model_dir}",
+                   f"--export_dir={tmp_path / 'export'}",
+                   PYTHONPATH=str(tmp_path / "blocked"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert "depth(image: float32 [-1, 32, 32, 3]) -> depth" in proc.stdout
