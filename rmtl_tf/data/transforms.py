@@ -113,9 +113,7 @@ def random_crop(features, size, seed):
 def center_crop(features, size):
     """Pads to `size` if needed, then keeps the central `size` window."""
     features = pad_to_size(features, size)
-    height, width = _size(features)
-    return crop(features, (height - size[0]) // 2, (width - size[1]) // 2,
-                size)
+    return crop(features, *crop_offsets(_size(features), size), size)
 
 
 def flip_left_right(features):

@@ -50,7 +50,6 @@ class TrivialBaseline:
                 flat = value.reshape(-1, 3)
                 self.sums[task] = self.sums[task] + flat[
                     np.any(flat != 0, axis=1)].astype(np.float64).sum(0)
-                self.counts[task] += 1
             else:
                 valid = value[value != IGNORE_LABEL]
                 self.sums[task] += float((valid > 0.5).sum())

@@ -73,18 +73,19 @@ def model_predictor(model, tasks=None, path="model"):
     another size comes."""
     from rmtl_tf.models.multitask_model import predictions, with_image_size  # pylint: disable=import-outside-toplevel
     tasks = _select_tasks(model.tasks, tasks, f"the model in {path!r}")
-    task_models = {tuple(model.image_size): model.task_model(tasks)}
+    size = tuple(model.image_size)
+    built = {"own": model.task_model(tasks), "any": None}
 
     def predict(images):
-        size = tuple(images.shape[1:3])
-        task_model = task_models.get(size) or task_models.get((None, None))
-        if task_model is None:
-            task_model = with_image_size(model, None).task_model(tasks)
-            task_models[(None, None)] = task_model
+        if None in size or tuple(images.shape[1:3]) == size:
+            task_model = built["own"]
+        else:
+            if built["any"] is None:
+                built["any"] = with_image_size(model, None).task_model(tasks)
+            task_model = built["any"]
         out = task_model(images, training=False)
         return {t: np.asarray(predictions(t, out[t])) for t in tasks}
 
-    size = tuple(model.image_size)
     return Predictor(predict, tasks, None if None in size else size,
                      "keras", path, count_parameters(model),
                      dict(model.get_config()["num_classes"] or {}),

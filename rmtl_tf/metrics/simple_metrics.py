@@ -1,10 +1,11 @@
-"""Streaming numpy metrics, one per task kind, and trivial baselines.
+"""Streaming numpy metrics, one per task kind: the quick ones.
 
 Each accumulator has `update(y_true, prediction)` (numpy batches, the
 prediction already activated, see `rmtl_tf.models.multitask_model.
-predictions`) and `result()`. These are the quick ones train.py reports
-beside trivial baselines; the benchmark metrics the papers report (edge
-ODS F, saliency maxF, angle statistics, ...) are the other modules of this
+predictions`) and `result()`. The int8 accuracy report
+(`rmtl_tf.export.accuracy_report`) uses them; the benchmark metrics the
+papers report, computed as the authors' code does (mIoU, maxF, angle
+statistics, depth RMSE, edge ODS F, ...), are the other modules of this
 package (`task_metrics.make_task_metric`).
 """
 
@@ -125,23 +126,3 @@ def make_metric(task, num_classes=None):
     if name == "mean_angle_error":
         return MeanAngleError()
     return BinaryScore(name)
-
-
-def trivial_prediction(task, train_labels, shape):
-    """What a model that ignores the image predicts, fit on training labels.
-
-    semseg/human_parts: the majority class everywhere; depth: the mean valid
-    depth; normals: the mean normal; edge/saliency: the majority value.
-    """
-    labels = np.asarray(train_labels)
-    if task in ("semseg", "human_parts"):
-        valid = labels[labels != IGNORE_LABEL].astype(np.int64)
-        return np.full(shape[:-1], np.bincount(valid).argmax(), np.int64)
-    if task == "depth":
-        return np.full(shape, labels[labels != 0].mean(), np.float32)
-    if task == "normals":
-        flat = labels.reshape(-1, 3)
-        mean = flat[np.any(flat != 0, axis=1)].mean(0)
-        return np.broadcast_to(mean / np.linalg.norm(mean), shape)
-    valid = labels[labels != IGNORE_LABEL]
-    return np.full(shape, float((valid > 0.5).mean() >= 0.5), np.float32)

@@ -1,12 +1,11 @@
-"""The simple metrics and trivial baselines on hand-computed small arrays."""
+"""The simple metrics on hand-computed small arrays."""
 
 import numpy as np
 import pytest
 
 from rmtl_tf.metrics import simple_metrics
 from rmtl_tf.metrics.simple_metrics import (RMSE, BinaryScore, MeanAngleError,
-                                            MeanIoU, make_metric,
-                                            trivial_prediction)
+                                            MeanIoU, make_metric)
 
 # Per valid pixel (truth, prediction): (0,0) (0,1) (1,1) (1,1) (2,0); the
 # 255 pixel is ignored. Class 0: TP 1, union 2 + 2 - 1 = 3 -> 1/3.
@@ -119,42 +118,5 @@ def test_make_metric():
         make_metric("semseg")
 
 
-def test_trivial_prediction_semseg_is_the_majority_class():
-    labels = np.array([[0, 2, 2], [255, 255, 255], [255, 1, 255]])
-    out = trivial_prediction("semseg", labels, (2, 4, 4, 3))
-    assert out.shape == (2, 4, 4)
-    assert np.all(out == 2)
-
-
-def test_trivial_prediction_depth_and_normals():
-    depth = np.array([[[0.0], [2.0], [4.0]]])
-    out = trivial_prediction("depth", depth, (1, 2, 2, 1))
-    assert out.shape == (1, 2, 2, 1)
-    np.testing.assert_allclose(out, 3.0)
-    normals = np.array([[[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]])
-    out = trivial_prediction("normals", normals, (1, 2, 2, 3))
-    assert out.shape == (1, 2, 2, 3)
-    s = np.sqrt(0.5)
-    np.testing.assert_allclose(out, np.broadcast_to([0.0, s, s], out.shape))
-
-
-def test_trivial_prediction_binary_majority_ignores_255():
-    shape = (1, 2, 2, 1)
-    assert np.all(trivial_prediction("edge", np.array([1, 0, 0.0]), shape)
-                  == 0.0)
-    assert np.all(trivial_prediction("saliency", np.array([1, 1, 0.0]),
-                                     shape) == 1.0)
-    # Ignored pixels are no vote: two negatives, one positive.
-    labels = np.array([0.0, 0.0, 1.0, 255.0, 255.0])
-    out = trivial_prediction("edge", labels, shape)
-    assert out.shape == shape and np.all(out == 0.0)
-
-
-def test_trivial_baseline_scores():
-    # The majority-class baseline on its own labels predicts 0 everywhere:
-    # class 0 TP 3, union 3 + 4 - 3 = 4; class 1 TP 0, union 1.
-    labels = np.array([[0, 0], [0, 1]])
-    metric = MeanIoU(2)
-    metric.update(labels, trivial_prediction("semseg", labels, (2, 2, 2)))
-    assert metric.result() == pytest.approx((3 / 4 + 0) / 2)
+def test_ignore_label():
     assert simple_metrics.IGNORE_LABEL == 255
