@@ -65,30 +65,12 @@ _PRECISION = flags.DEFINE_enum(
 flags.mark_flags_as_required(["model_dir", "export_dir"])
 
 
-def _interpreter_class():
-    """LiteRT's `Interpreter`, else TensorFlow's own (deprecated, same API),
-    else None."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
-        return Interpreter
-    except ImportError:
-        pass
-    import warnings  # pylint: disable=import-outside-toplevel
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    interpreter = getattr(getattr(tf, "lite", None), "Interpreter", None)
-    if interpreter is None:
-        return None
-
-    def make(**kwargs):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Its deprecation notice.
-            return interpreter(**kwargs)
-    return make
-
-
 def _print_result(result, indent=""):
-    from rmtl_tf.export import export_metadata, tflite_file  # pylint: disable=import-outside-toplevel
-    interpreter = _interpreter_class()
+    from rmtl_tf.export import export_metadata, runners, tflite_file  # pylint: disable=import-outside-toplevel
+    try:
+        interpreter, _ = runners.litert()
+    except ImportError:
+        interpreter = None
     print(f"{indent}SavedModel: {result['saved_model']}")
     for mode, path in result["tflite_files"].items():
         label = "TFLite:" if mode == "none" else f"TFLite {mode}:"

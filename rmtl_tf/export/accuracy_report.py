@@ -17,8 +17,9 @@ from rmtl_tf.tasks import registry
 
 
 def _interpreter(path, num_threads=None):
-    from ai_edge_litert.interpreter import Interpreter  # pylint: disable=import-outside-toplevel
-    return Interpreter(model_path=path, num_threads=num_threads)
+    from rmtl_tf.export.runners import litert  # pylint: disable=import-outside-toplevel
+    interpreter, _ = litert()
+    return interpreter(model_path=path, num_threads=num_threads)
 
 
 def predict_split(path, tasks, batches, num_threads=None):

@@ -58,6 +58,30 @@ class SavedModelRunner:
         return {k: v.numpy() for k, v in out.items()}
 
 
+def litert():
+    """(Interpreter, OpResolverType): LiteRT's (`ai_edge_litert`), else
+    TensorFlow's own copy (`tf.lite`, deprecated, same API), so `.tflite`
+    files run in the quick-start install too. Raises `ImportError` with
+    what to install when neither is there."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter, OpResolverType  # pylint: disable=import-outside-toplevel
+        return Interpreter, OpResolverType
+    except ImportError:
+        pass
+    import warnings  # pylint: disable=import-outside-toplevel
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    lite = getattr(tf, "lite", None)
+    if lite is None or not hasattr(lite, "Interpreter"):
+        raise ImportError("Running .tflite files needs LiteRT: pip install "
+                          "ai-edge-litert")
+
+    def interpreter(**kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Its deprecation notice.
+            return lite.Interpreter(**kwargs)
+    return interpreter, lite.experimental.OpResolverType
+
+
 class TFLiteRunner:
     """Runs the signatures of an exported `.tflite` file (LiteRT).
 
@@ -67,7 +91,7 @@ class TFLiteRunner:
     """
 
     def __init__(self, path, num_threads=None, xnnpack=True):
-        from ai_edge_litert.interpreter import Interpreter, OpResolverType  # pylint: disable=import-outside-toplevel
+        Interpreter, OpResolverType = litert()  # pylint: disable=invalid-name
         resolver = (OpResolverType.BUILTIN if xnnpack else
                     OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
         self.interpreter = Interpreter(model_path=path,

@@ -155,3 +155,33 @@ def test_signatures(exported):
     assert per_task.image_size == SIZE
     with pytest.raises(ValueError, match="Unknown signature 'sky'"):
         predictors.tflite_predictor(exported["tflite"], signature="sky")
+
+
+def test_tflite_evaluates_without_litert(exported, tmp_path):
+    """The quick-start install has no ai_edge_litert: `python -m
+    rmtl_tf.evaluate --tflite` runs the file with TensorFlow's interpreter
+    and scores as LiteRT does."""
+    import subprocess  # pylint: disable=import-outside-toplevel
+    import sys  # pylint: disable=import-outside-toplevel
+    blocker = tmp_path / "blocked" / "ai_edge_litert"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text(
+        "raise ImportError('ai_edge_litert is not installed (test)')\n")
+    root = os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    proc = subprocess.run(
+        [sys.executable, "-m", "rmtl_tf.evaluate",
+         f"--tflite={exported['tflite']}", "--signature=depth",
+         "--eval_examples=4", "--batch_size=2", "--noimage_summaries",
+         f"--output_dir={tmp_path / 'out'}"],
+        cwd=root, capture_output=True, text=True, timeout=600, check=False,
+        env=dict(os.environ, PYTHONPATH=str(tmp_path / "blocked")))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    with open(tmp_path / "out" / "results.json", encoding="utf-8") as f:
+        blocked = json.load(f)["headline"]["depth"]["value"]
+    litert = evaluate_lib.run_evaluation(
+        _config(tmp_path / "litert", tflite=exported["tflite"],
+                signature="depth", image_summaries=False), log=lambda _: 0)
+    assert blocked == pytest.approx(litert["headline"]["depth"]["value"],
+                                    rel=1e-5)
