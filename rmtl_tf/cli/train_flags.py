@@ -56,15 +56,24 @@ _MOMENTUM = flags.DEFINE_float("momentum", 0.9, "SGD momentum.")
 _WD = flags.DEFINE_float("weight_decay", 1e-4, "Weight decay.")
 _POLY = flags.DEFINE_float("poly_power", 0.9, "Power of the poly LR decay.")
 _BANK = flags.DEFINE_string(
-    "bank", "pretrain", "Where the frozen bank comes from: 'pretrain' "
-    "(pretrain a plain ResNet on synthetic scenes first), 'random', "
-    "'npz:PATH' (weights saved by rmtl_tf.models.bank.save_bank), or "
-    "'torchvision:PATH' (a torchvision ResNet state dict, .pth or .npz).")
+    "bank", "pretrain", "Where the frozen bank comes from: 'imagenet' "
+    "(the paper's: torchvision's ImageNet checkpoint of --backbone, fetched "
+    "once into ~/.keras/models and SHA-256 checked), 'pretrain' (pretrain "
+    "a plain ResNet on synthetic scenes first), 'random', 'npz:PATH' "
+    "(weights saved by rmtl_tf.models.bank.save_bank), 'torchvision:PATH' "
+    "(a torchvision ResNet state dict, .pth or .npz), or "
+    "'keras_hub:PRESET' (a keras-hub ResNetBackbone preset such as "
+    "resnet_18_imagenet, or its local directory).")
 _RI_DECOMPOSITIONS = flags.DEFINE_string(
     "ri_decompositions", None, "Response initialization (rc_ri_* variants) "
     "from the authors' precomputed PCA (their RI/resnet18 folder or RI.zip: "
     "<conv>/components.npy, mean.npy) instead of the PCA of this run's "
     "training images.")
+_RI_IMAGES = flags.DEFINE_string(
+    "ri_images", None, "Response initialization (rc_ri_* variants) computed "
+    "on every image under this folder (e.g. the authors' "
+    "mini_val_imagenet), resized to 256 and centre-cropped to 224 as their "
+    "decomp/main.py, instead of on 64 training images.")
 _PRETRAIN_STEPS = flags.DEFINE_integer("pretrain_steps", 300,
                                        "Steps of bank pretraining.")
 _PRETRAIN_LR = flags.DEFINE_float("pretrain_learning_rate", 0.002,
@@ -131,6 +140,7 @@ def config_from_flags():
         learning_rate=_LR.value, momentum=_MOMENTUM.value,
         weight_decay=_WD.value, poly_power=_POLY.value, bank=_BANK.value,
         ri_decompositions=_RI_DECOMPOSITIONS.value or None,
+        ri_images=_RI_IMAGES.value or None,
         pretrain_steps=_PRETRAIN_STEPS.value,
         pretrain_learning_rate=_PRETRAIN_LR.value,
         train_examples=_TRAIN_EXAMPLES.value,

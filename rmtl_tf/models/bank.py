@@ -88,21 +88,34 @@ def load_torchvision(path):
     return weight_import.bank_weights_from_torchvision(path)
 
 
-# Loaders by scheme: "npz:PATH" (or a path ending in .npz), and
-# "torchvision:PATH" (a torchvision ResNet state dict, .pth or .npz).
-BANK_LOADERS = {"npz": load_npz, "torchvision": load_torchvision}
+def load_keras_hub(preset):
+    """Bank weights from a keras-hub ResNet preset (or preset directory)."""
+    from rmtl_tf.models import keras_hub_bank  # pylint: disable=import-outside-toplevel
+    return keras_hub_bank.bank_weights_from_keras_hub(preset)
 
 
-def load_bank_weights(spec):
-    """Resolves a bank spec ("npz:PATH", "PATH.npz", "torchvision:PATH") to a
-    weights dict."""
+# Loaders by scheme: "npz:PATH" (or a path ending in .npz),
+# "torchvision:PATH" (a torchvision ResNet state dict, .pth or .npz) and
+# "keras_hub:PRESET" (a keras-hub ResNetBackbone preset).
+BANK_LOADERS = {"npz": load_npz, "torchvision": load_torchvision,
+                "keras_hub": load_keras_hub}
+
+
+def load_bank_weights(spec, backbone=None):
+    """Resolves a bank spec to a weights dict: "imagenet" (torchvision's
+    ImageNet checkpoint of `backbone`, the paper's bank), "npz:PATH",
+    "PATH.npz", "torchvision:PATH" or "keras_hub:PRESET"."""
+    if spec == "imagenet":
+        from rmtl_tf.models import imagenet_bank  # pylint: disable=import-outside-toplevel
+        return imagenet_bank.load(backbone)
     scheme, _, path = spec.partition(":")
     if not path and spec.endswith(".npz"):
         scheme, path = "npz", spec
     if scheme not in BANK_LOADERS or not path:
         raise ValueError(
-            f"Unknown bank spec {spec!r}. Expected 'SCHEME:PATH' with SCHEME "
-            f"in {sorted(BANK_LOADERS)}, or a path ending in '.npz'."
+            f"Unknown bank spec {spec!r}. Expected 'imagenet', "
+            f"'SCHEME:PATH' with SCHEME in {sorted(BANK_LOADERS)}, or a "
+            "path ending in '.npz'."
         )
     return BANK_LOADERS[scheme](path)
 

@@ -36,6 +36,8 @@ import numpy as np
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
 from rmtl_tf.models import bank as bank_lib
 
+PROGRESS_EVERY = 20  # Batches between progress lines.
+
 
 def following_bn(conv_name):
     """The BatchNorm after backbone conv `conv_name` (`conv1` -> `bn1`)."""
@@ -94,11 +96,14 @@ def compute(weights, images, backbone, width_multiplier, log=print):
     probe = keras.Model(plain.input, {l.name: l.output for l in convs})
     stats = {l.name: ResponseStatistics(l.filters) for l in convs}
     started, seen = time.time(), 0
-    for batch in images:
+    for step, batch in enumerate(images, start=1):
         outputs = probe(batch, training=False)
         for name, responses in outputs.items():
             stats[name].update(keras.ops.convert_to_numpy(responses))
         seen += int(batch.shape[0])
+        if step % PROGRESS_EVERY == 0:
+            log(f"Response initialization: {seen} images, "
+                f"{time.time() - started:.0f} s.")
     if not seen:
         raise ValueError("Response initialization needs at least one image.")
     result = {}

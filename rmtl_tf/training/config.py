@@ -47,6 +47,7 @@ class TrainConfig:
     poly_power: float = 0.9
     bank: str = "pretrain"
     ri_decompositions: Optional[str] = None
+    ri_images: Optional[str] = None
     pretrain_steps: int = 300
     pretrain_learning_rate: float = 0.002
     train_examples: int = 512
@@ -104,12 +105,19 @@ class TrainConfig:
                 "datasets; --dataset=synthetic renders its scenes. Received: "
                 f"data_dir={self.data_dir!r}, manual_dir={self.manual_dir!r}"
                 f", download={self.download}")
-        if self.ri_decompositions and not self.response_init:
+        for flag in ("ri_decompositions", "ri_images"):
+            if getattr(self, flag) and not self.response_init:
+                raise ValueError(
+                    f"--{flag} is response initialization, which "
+                    f"--variant={self.variant} does not use (an rc_ri_* "
+                    f"variant does). Received: {flag}="
+                    f"{getattr(self, flag)!r}")
+        if self.ri_decompositions and self.ri_images:
             raise ValueError(
-                f"--ri_decompositions is response initialization, which "
-                f"--variant={self.variant} does not use (an rc_ri_* variant "
-                f"does). Received: ri_decompositions="
-                f"{self.ri_decompositions!r}")
+                "--ri_decompositions (their precomputed PCA) and --ri_images "
+                "(compute it on a folder) are two sources of one response "
+                "initialization: pass one. Received: ri_decompositions="
+                f"{self.ri_decompositions!r}, ri_images={self.ri_images!r}")
         distribute.check_strategy(self.strategy)
         distribute.check_precision(self.mixed_precision)
         if self.num_cpu_devices < 0 or (self.num_cpu_devices > 1

@@ -21,7 +21,7 @@ import zipfile
 import keras
 import numpy as np
 
-from rmtl_tf.data import datasets
+from rmtl_tf.data import datasets, image_folder
 from rmtl_tf.evaluation import baseline_report
 from rmtl_tf.models import bank as bank_lib
 from rmtl_tf.models import response_init
@@ -96,7 +96,7 @@ def _bank_weights(config, log):
     if config.bank == "pretrain":
         weights = pretrain_lib.pretrain(config, log=log)
     else:
-        weights = bank_lib.load_bank_weights(config.bank)
+        weights = bank_lib.load_bank_weights(config.bank, config.backbone)
     bank_lib.save_bank(path, weights)
     return weights
 
@@ -104,7 +104,8 @@ def _bank_weights(config, log):
 def _response_init(config, weights, log, model=None):
     """The PCA of the pretrained convs' responses, once per model directory
     (stored in `ri.npz`): the authors' decompositions with
-    `--ri_decompositions`, else computed on training images."""
+    `--ri_decompositions`, else computed on the images of `--ri_images` or
+    on training images."""
     path = os.path.join(config.model_dir, RI_FILE)
     if os.path.isfile(path):
         return bank_lib.load_npz(path)
@@ -120,13 +121,18 @@ def _response_init(config, weights, log, model=None):
             f" layers from {config.ri_decompositions}.")
         bank_lib.save_bank(path, ri)
         return ri
-    images = datasets.load_split(
-        config.dataset, "train", [], config.image_size, config.batch_size,
-        min(config.train_examples, RI_EXAMPLES), seed=config.seed,
-        data_dir=config.data_dir)
-    ri = response_init.compute(
-        weights, (image for image, _ in images), config.backbone,
-        config.width_multiplier, log=log)
+    if config.ri_images:
+        log(f"Response initialization on the images under "
+            f"{config.ri_images} (resized to 256, centre 224x224).")
+        images = image_folder.batches(config.ri_images, config.batch_size)
+    else:
+        split = datasets.load_split(
+            config.dataset, "train", [], config.image_size,
+            config.batch_size, min(config.train_examples, RI_EXAMPLES),
+            seed=config.seed, data_dir=config.data_dir)
+        images = (image for image, _ in split)
+    ri = response_init.compute(weights, images, config.backbone,
+                               config.width_multiplier, log=log)
     bank_lib.save_bank(path, ri)
     return ri
 

@@ -114,6 +114,49 @@ def test_authors_decompositions_initialize_the_run(tmp_path):
                         log=lambda *_: None)
 
 
+def test_ri_images_computes_the_pca_on_the_folder(tmp_path):
+    """--ri_images: RI's response mean of conv1 is that of the folder's
+    centre crops (computed here with numpy from the stored bank), not of
+    the training scenes; and the two RI sources exclude each other."""
+    from PIL import Image  # pylint: disable=import-outside-toplevel
+    from rmtl_tf.models import bank  # pylint: disable=import-outside-toplevel
+    from rmtl_tf.models import multitask_model  # pylint: disable=import-outside-toplevel
+    rng = np.random.default_rng(1)
+    crops = []
+    for i in range(3):  # Short side 256: the crop is plain slicing.
+        pixels = rng.integers(0, 256, (256, 256 + 8 * i, 3), dtype=np.uint8)
+        (tmp_path / "imgs" / f"c{i}").mkdir(parents=True)
+        Image.fromarray(pixels).save(tmp_path / "imgs" / f"c{i}" / "a.png")
+        left = int(round(8 * i / 2 + 16))
+        crops.append(pixels[16:240, left:left + 224].astype(np.float64))
+    model_dir = tmp_path / "model"
+    lines = []
+    train_lib.train(_config(model_dir, ("semseg",), variant="rc_ri_nff",
+                            ri_images=str(tmp_path / "imgs"),
+                            train_steps=1, checkpoint_every=1),
+                    log=lines.append)
+    assert any("PCA of 9 layers on 3 images" in line for line in lines)
+    ri = bank.load_npz(str(model_dir / "ri.npz"))
+    kernel = bank.load_npz(str(model_dir / "bank.npz"))["conv1/kernel"]
+    # conv1 (7x7, stride 2, pad 3) of the normalized crops, in numpy.
+    x = (np.stack(crops) - np.array(multitask_model.IMAGENET_MEAN)) / \
+        np.array(multitask_model.IMAGENET_STD)
+    x = np.pad(x, ((0, 0), (3, 3), (3, 3), (0, 0)))
+    responses = sum(
+        np.einsum("nhwc,co->nhwo", x[:, i:i + 224:2, j:j + 224:2],
+                  kernel[i, j].astype(np.float64))
+        for i in range(7) for j in range(7))
+    np.testing.assert_allclose(ri["conv1/mean"],
+                               responses.mean(axis=(0, 1, 2)),
+                               rtol=1e-3, atol=1e-3)
+    with pytest.raises(ValueError, match="pass one"):
+        _config(tmp_path / "both", ("semseg",), variant="rc_ri_nff",
+                ri_images=str(tmp_path / "imgs"), ri_decompositions="RI")
+    with pytest.raises(ValueError, match="--ri_images.*rc_ri_"):
+        _config(tmp_path / "other", ("semseg",), variant="rc_nff",
+                ri_images=str(tmp_path / "imgs"))
+
+
 def test_schedule_is_exact_when_not_a_multiple_of_the_interval(
         tmp_path, monkeypatch):
     """train_steps=5, checkpoint_every=2: checkpoints at 2, 4, 5 and the

@@ -1,0 +1,103 @@
+"""The paper's bank: torchvision's ImageNet ResNets, fetched and verified.
+
+The authors' `modules/deeplab_resnet.py` starts every model from
+torchvision's ImageNet checkpoints (`model_zoo.load_url` of
+`resnet18-5c106cde.pth` / `resnet34-333f7ec4.pth`). `--bank=imagenet` does
+the same: the file is fetched once with `keras.utils.get_file` into Keras'
+cache (`~/.keras/models`, or `$KERAS_HOME/models`), its SHA-256 checked
+against the prefix in its name (torch.hub's rule), and it is read without
+PyTorch (`rmtl_tf.models.pth_file`). A copy already in torch.hub's cache
+(`$TORCH_HOME/hub/checkpoints`, default `~/.cache/torch/hub/checkpoints`)
+is used as it is.
+
+Without network access, download the file elsewhere and put it in Keras'
+cache under its own name (the error says where), or pass
+`--bank=torchvision:PATH`.
+"""
+
+import hashlib
+import os
+import re
+
+import keras
+
+from rmtl_tf.models import weight_import
+
+# The authors' model_urls (modules/deeplab_resnet.py).
+TORCHVISION_URLS = {
+    "resnet18": "https://download.pytorch.org/models/resnet18-5c106cde.pth",
+    "resnet34": "https://download.pytorch.org/models/resnet34-333f7ec4.pth",
+}
+_HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.")
+
+
+def _keras_cache_dir():
+    root = os.environ.get("KERAS_HOME") or os.path.join(
+        os.path.expanduser("~"), ".keras")
+    return os.path.join(root, "models")
+
+
+def _torch_hub_dir():
+    root = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME")
+        or os.path.join(os.path.expanduser("~"), ".cache"), "torch")
+    return os.path.join(root, "hub", "checkpoints")
+
+
+def sha256_of(path, chunk=1 << 20):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path):
+    """Checks `path` against the SHA-256 prefix in its file name (as
+    torch.hub does); a file whose name holds no hash is not checked."""
+    match = _HASH_IN_NAME.search(os.path.basename(path))
+    if match is None:
+        return path
+    expected, actual = match.group(1), sha256_of(path)
+    if not actual.startswith(expected):
+        raise ValueError(
+            f"{path!r} is corrupt or another file: its SHA-256 is "
+            f"{actual[:len(expected)]}..., its name promises {expected}... "
+            "Delete it and run again to fetch it anew.")
+    return path
+
+
+def checkpoint_path(backbone, cache_dir=None):
+    """The local path of `backbone`'s ImageNet checkpoint, fetched once."""
+    if backbone not in TORCHVISION_URLS:
+        raise ValueError(
+            f"--bank=imagenet has no ImageNet checkpoint for backbone "
+            f"{backbone!r}. Expected one of {sorted(TORCHVISION_URLS)}, or "
+            "pass the weights with --bank=torchvision:PATH or npz:PATH.")
+    url = TORCHVISION_URLS[backbone]
+    name = url.rsplit("/", 1)[-1]
+    cache_dir = cache_dir or _keras_cache_dir()
+    for directory in (cache_dir, _torch_hub_dir()):
+        candidate = os.path.join(directory, name)
+        if os.path.isfile(candidate):
+            return verify(candidate)
+    target = os.path.join(cache_dir, name)
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        path = keras.utils.get_file(
+            name, url, cache_dir=os.path.dirname(cache_dir),
+            cache_subdir=os.path.basename(cache_dir))
+    except Exception as e:  # pylint: disable=broad-except
+        raise FileNotFoundError(
+            f"Could not fetch the ImageNet {backbone} weights from {url} "
+            f"({type(e).__name__}: {e}). Without network access, download "
+            f"that file elsewhere and put it at {target!r}, or pass "
+            "--bank=torchvision:PATH.") from e
+    return verify(path)
+
+
+def load(backbone, cache_dir=None):
+    """Bank weights (`rmtl_tf.models.bank` naming) of `backbone`'s
+    torchvision ImageNet checkpoint."""
+    return weight_import.bank_weights_from_torchvision(
+        checkpoint_path(backbone, cache_dir))
