@@ -166,30 +166,49 @@ def apply(model, weights, ri):
         apply_task(model, task, ri)
 
 
-def _decomposition_files(path):
+def _decomposition_files(path, backbone=None):
     """{layer: {"components": bytes or path, "mean": ...}} of a folder or
-    zip in the authors' layout (layer folders anywhere below its root)."""
-    found = {}
+    zip in the authors' layout (layer folders anywhere below its root).
+
+    Their RI.zip may hold one folder per backbone (`RI/resnet18/conv1`,
+    `RI/resnet34/conv1`): then the one named `backbone` is taken, and
+    without one of that name the ambiguity is an error.
+    """
+    by_prefix = {}  # Folder holding the layer folders -> {layer: files}.
+
+    def add(parts, source):
+        prefix, layer, kind = "/".join(parts[:-2]), parts[-2], parts[-1]
+        by_prefix.setdefault(prefix, {}).setdefault(layer, {})[
+            kind[:-len(".npy")]] = source
+
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
             for name in archive.namelist():
                 parts = name.rstrip("/").split("/")
                 if len(parts) >= 2 and parts[-1] in ("components.npy",
                                                      "mean.npy"):
-                    layer = found.setdefault(parts[-2], {})
-                    layer[parts[-1][:-len(".npy")]] = archive.read(name)
-        return found
-    if not os.path.isdir(path):
+                    add(parts, archive.read(name))
+    elif os.path.isdir(path):
+        for root, _, files in os.walk(path):
+            for kind in ("components.npy", "mean.npy"):
+                if kind in files:
+                    relative = os.path.relpath(root, path).split(os.sep)
+                    add([p for p in relative if p != "."] + [kind],
+                        os.path.join(root, kind))
+    else:
         raise FileNotFoundError(
             f"No decompositions at {path!r}: expected the authors' RI folder "
             "(one folder per conv with components.npy and mean.npy, e.g. "
             "RI/resnet18/) or their RI.zip.")
-    for root, _, files in os.walk(path):
-        for kind in ("components", "mean"):
-            if f"{kind}.npy" in files:
-                found.setdefault(os.path.basename(root), {})[kind] = \
-                    os.path.join(root, f"{kind}.npy")
-    return found
+    if len(by_prefix) <= 1:
+        return next(iter(by_prefix.values()), {})
+    named = [p for p in by_prefix if p.rsplit("/", 1)[-1] == backbone]
+    if len(named) == 1:
+        return by_prefix[named[0]]
+    raise ValueError(
+        f"{path!r} holds decompositions in {len(by_prefix)} folders "
+        f"({sorted(by_prefix)}) and none is named after the backbone "
+        f"{backbone!r}: pass the one folder to use (e.g. RI/resnet18).")
 
 
 def _read_npy(source):
@@ -198,7 +217,7 @@ def _read_npy(source):
     return np.load(source, allow_pickle=False)
 
 
-def load_decompositions(path, layers):
+def load_decompositions(path, layers, backbone=None):
     """The authors' precomputed RI (see the module doc) as our RI dict.
 
     Args:
@@ -206,11 +225,12 @@ def load_decompositions(path, layers):
         layers: {layer name: output channels} of the reparameterized convs
             to initialize; each must have a square `components.npy` of that
             size and a `mean.npy`.
+        backbone: picks `<backbone>/` where `path` holds several backbones.
 
     Returns:
         dict `"<conv>/components"`, `"<conv>/mean"` (float32).
     """
-    found = _decomposition_files(path)
+    found = _decomposition_files(path, backbone)
     missing = [name for name in layers if set(found.get(name, {}))
                != {"components", "mean"}]
     if missing:

@@ -1,5 +1,7 @@
 """Training callbacks: atomic checkpoints and TensorBoard image summaries."""
 
+import time
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -61,6 +63,26 @@ class StopAtStep(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.epoch * self.steps_per_epoch + batch + 1 >= self.total_steps:
             self.model.stop_training = True
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Wall time of every training step (input included: the step fetches
+    its batch); `median` skips the first, which compiles."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+        self._started = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds.append(time.perf_counter() - self._started)
+
+    def median(self):
+        steady = self.seconds[1:] or self.seconds
+        return float(np.median(steady)) if steady else None
 
 
 class NaNGuard(keras.callbacks.Callback):

@@ -29,7 +29,7 @@ from rmtl_tf.models.multitask_model import MultiTaskModel, add_task
 from rmtl_tf.tasks import registry
 from rmtl_tf.training import checkpoint, distribute, pretrain_lib
 from rmtl_tf.training.callbacks import (CheckpointCallback, ImageSummary,
-                                        NaNGuard, StopAtStep)
+                                        NaNGuard, StepTimer, StopAtStep)
 
 MODEL_FILE = "model.keras"
 BANK_FILE = "bank.npz"
@@ -116,7 +116,7 @@ def _response_init(config, weights, log, model=None):
     if config.ri_decompositions:
         ri = response_init.load_decompositions(
             config.ri_decompositions,
-            response_init.reparameterized_layers(model))
+            response_init.reparameterized_layers(model), config.backbone)
         log(f"Response initialization: the decompositions of {len(ri) // 2}"
             f" layers from {config.ri_decompositions}.")
         bank_lib.save_bank(path, ri)
@@ -215,7 +215,9 @@ def train_task(model, task, config, log=print):
         config.batch_size, config.batch_size, seed=config.seed,
         data_dir=config.data_dir)
     log_dir = os.path.join(config.model_dir, "logs", task)
+    timer = StepTimer()
     callbacks = [
+        timer,
         distribute.SyncReplicas(model, optimizer),
         NaNGuard(task, steps_per_epoch, ckpt_dir),
         StopAtStep(total, steps_per_epoch),
@@ -241,6 +243,10 @@ def train_task(model, task, config, log=print):
         "seconds": round(seconds, 2),
         "images_per_second": round(
             trained * config.batch_size / max(seconds, 1e-9), 2),
+        # The steady step (input included), median of this run's steps but
+        # the first.
+        "median_step_seconds": (None if timer.median() is None
+                                else round(timer.median(), 4)),
         "final_loss": float(losses[-1]) if losses else None,
         "trainable_parameters": int(sum(
             math.prod(v.shape) for v in task_model.trainable_variables)),

@@ -178,3 +178,28 @@ def test_authors_decompositions_errors_name_the_problem(tmp_path):
     with pytest.raises(FileNotFoundError, match="RI folder"):
         response_init.load_decompositions(str(tmp_path / "nope"),
                                           {"conv1": 8})
+
+
+@pytest.mark.parametrize("packed", ["folder", "zip"])
+def test_decompositions_of_two_backbones_pick_the_model_s(tmp_path, packed):
+    """An RI.zip with RI/resnet18 and RI/resnet34 (same layer names): the
+    backbone's folder is read, never a mix; no match is an error."""
+    import shutil  # pylint: disable=import-outside-toplevel
+    rng = np.random.default_rng(4)
+    for backbone in ("resnet18", "resnet34"):
+        for name in ("conv1", "layer1_0_conv1"):
+            folder = tmp_path / "RI" / backbone / name
+            folder.mkdir(parents=True)
+            np.save(folder / "components.npy", rng.normal(size=(4, 4)))
+            np.save(folder / "mean.npy", np.full(4, float(backbone[-2:])))
+    path = str(tmp_path / "RI")
+    if packed == "zip":
+        path = shutil.make_archive(str(tmp_path / "RI_pack"), "zip",
+                                   str(tmp_path), "RI")
+    layers = {"conv1": 4, "layer1_0_conv1": 4}
+    for backbone, value in (("resnet18", 18.0), ("resnet34", 34.0)):
+        ri = response_init.load_decompositions(path, layers, backbone)
+        for name in layers:
+            np.testing.assert_array_equal(ri[f"{name}/mean"], value)
+    with pytest.raises(ValueError, match="2 folders.*'resnet50'"):
+        response_init.load_decompositions(path, layers, "resnet50")

@@ -35,6 +35,7 @@ def test_killed_run_resumes_from_its_checkpoint(tmp_path,
                               log=lines.append)
     assert "Resuming task 'semseg' from step 2." in lines
     assert summary["tasks"]["semseg"]["steps"] == 4
+    assert 0 < summary["tasks"]["semseg"]["median_step_seconds"] < 60
     assert (tmp_path / "model.keras").is_file()
     # A finished task leaves no checkpoints behind.
     assert not (tmp_path / "checkpoints" / "semseg").exists()

@@ -1,0 +1,194 @@
+"""A full-size rehearsal of the real-data runs; prints JSON.
+
+Before days of training on NYUD-MT or PASCAL-Context, run the real commands
+once at the real image counts and sizes, on stand-ins written in the
+authors' exact layout (`rmtl_tf.data.standins`: synthetic scenes as NYUD_MT
+/ PASCAL_MT), and record per stage the wall time and the peak resident
+memory of its process:
+
+  write     python -m rmtl_tf.data.standins (795 / 654 NYUD images at
+            480x640; 4,998 / 5,105 PASCAL-Context-sized images)
+  prepare   python -m rmtl_tf.data.prepare (the TFDS builder)
+  train     python train.py --flagfile=configs/<config>.cfg: every task of
+            the config for --train_steps steps at the paper's crop, RI on
+            64 training images, then the end-of-training report over every
+            validation image at full resolution
+  evaluate  python -m rmtl_tf.evaluate: every validation image at full
+            resolution, every task
+  export    python export.py --quantize=int8 --dynamic_image_size: the
+            SavedModel and TFLite files, int8 calibrated on the training
+            split
+
+The bank is a randomly initialized ResNet (`--bank=npz:`; the ImageNet
+checkpoint cannot be fetched offline and does not change time or memory).
+
+  python benchmarks/rehearsal.py --work_dir=/tmp/rehearsal   # hours
+  python benchmarks/rehearsal.py --work_dir=/tmp/r --configs=nyud \\
+      --train_steps=12 --output=benchmarks/results/rehearsal_nyud.json
+  # CI size (tests/cli/test_rehearsal.py): a few 480x640 images, tiny net
+  python benchmarks/rehearsal.py --work_dir=/tmp/r --quick
+
+Peak memory is `ru_maxrss` of each stage's process (os.wait4), so stages
+do not mask each other.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+# Real counts and sizes (NYUD-MT, PASCAL-Context MT).
+FULL = {
+    "nyud": {"num_train": 795, "num_val": 654, "size": "480,640"},
+    "pascal_context": {"num_train": 4998, "num_val": 5105, "size": None},
+}
+QUICK_COUNTS = {"num_train": 3, "num_val": 2}
+# A tiny network and batch for --quick; the images keep the real size.
+QUICK_FLAGS = ["--backbone=resnet_tiny", "--head_channels=16",
+               "--low_level_channels=8", "--batch_size=2", "--nojit_compile",
+               "--tasks=semseg,depth"]
+GIB = 1 << 30
+
+
+def _cpu():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def run_stage(name, command, log):
+    """Runs `command`; returns its wall time, peak RSS and exit code."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    started = time.time()
+    with open(log, "w", encoding="utf-8") as out:
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    result = {"stage": name, "seconds": round(time.time() - started, 1),
+              "peak_rss_gib": round(usage.ru_maxrss * 1024 / GIB, 3),
+              "returncode": proc.returncode, "log": log}
+    print(json.dumps(result), file=sys.stderr, flush=True)
+    if proc.returncode:
+        with open(log, encoding="utf-8") as f:
+            tail = f.read()[-3000:]
+        raise RuntimeError(f"Stage {name} failed ({command}):\n{tail}")
+    return result
+
+
+def random_bank(path, backbone):
+    """A randomly initialized plain backbone's weights, as a bank file."""
+    from rmtl_tf.models import bank  # pylint: disable=import-outside-toplevel
+    if not os.path.isfile(path):
+        bank.save_bank(path, bank.weights_from_plain(
+            bank.build_plain_backbone(backbone)))
+    return path
+
+
+def rehearse(config, work_dir, train_steps, quick=False, counts=None,
+             calibration_examples=32):
+    """Runs every stage of `config` (nyud or pascal_context) in
+    `work_dir/<config>`; returns the JSON record."""
+    counts = dict(FULL[config], **(QUICK_COUNTS if quick else {}),
+                  **(counts or {}))
+    base = os.path.join(work_dir, config)
+    manual, tfds_dir = os.path.join(base, "manual"), os.path.join(base, "tfds")
+    model_dir, export_dir = (os.path.join(base, "model"),
+                             os.path.join(base, "export"))
+    logs = os.path.join(base, "logs")
+    extra = QUICK_FLAGS if quick else []
+    backbone = "resnet_tiny" if quick else "resnet18"
+    bank_file = random_bank(os.path.join(base, "random_bank.npz"), backbone)
+    py = sys.executable
+    write = [py, "-m", "rmtl_tf.data.standins", f"--dataset={config}",
+             f"--out={manual}", f"--num_train={counts['num_train']}",
+             f"--num_val={counts['num_val']}"]
+    if counts["size"]:
+        write.append(f"--size={counts['size']}")
+    data_flags = [f"--flagfile=configs/{config}.cfg",
+                  f"--manual_dir={manual}", f"--data_dir={tfds_dir}",
+                  f"--model_dir={model_dir}",
+                  f"--eval_examples={counts['num_val']}",
+                  f"--train_examples={counts['num_train']}", *extra]
+    stages = [
+        ("write", write),
+        ("prepare", [py, "-m", "rmtl_tf.data.prepare", f"--dataset={config}",
+                     f"--manual_dir={manual}", f"--data_dir={tfds_dir}"]),
+        ("train", [py, "train.py", *data_flags, f"--bank=npz:{bank_file}",
+                   f"--train_steps={train_steps}",
+                   f"--checkpoint_every={train_steps}"]),
+        ("evaluate", [py, "-m", "rmtl_tf.evaluate", *data_flags]),
+        ("export", [py, "export.py", f"--model_dir={model_dir}",
+                    f"--export_dir={export_dir}", "--quantize=int8",
+                    f"--calibration_examples={calibration_examples}",
+                    "--dynamic_image_size", "--overwrite", "--version=1"]),
+    ]
+    results = [run_stage(name, command, os.path.join(logs, f"{name}.log"))
+               for name, command in stages]
+    with open(os.path.join(model_dir, "summary.json"), encoding="utf-8") as f:
+        summary = json.load(f)
+    steps = {task: {"median_step_seconds": s.get("median_step_seconds"),
+                    "images_per_second": s.get("images_per_second")}
+             for task, s in summary["tasks"].items()}
+    first = next(iter(summary["tasks"].values()))["config"]
+    return {"config": config, "quick": quick, **counts,
+            "train_steps": train_steps, "backbone": first["backbone"],
+            "image_size": first["image_size"],
+            "batch_size": first["batch_size"], "stages": results,
+            "training_steps": steps,
+            "peak_rss_gib": max(r["peak_rss_gib"] for r in results)}
+
+
+def markdown(records):
+    rows = ["| config | stage | wall time | peak memory |",
+            "|---|---|---|---|"]
+    for record in records:
+        for stage in record["stages"]:
+            minutes = stage["seconds"] / 60
+            rows.append(f"| {record['config']} | {stage['stage']} | "
+                        f"{minutes:.1f} min | "
+                        f"{stage['peak_rss_gib']:.2f} GiB |")
+    return "\n".join(rows)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work_dir", required=True)
+    parser.add_argument("--configs", default="nyud,pascal_context")
+    parser.add_argument("--train_steps", type=int, default=24,
+                        help="steps per task")
+    parser.add_argument("--quick", action="store_true",
+                        help="CI size: 3 train / 2 val images at the real "
+                        "size, a tiny network")
+    parser.add_argument("--num_val", type=int, default=None,
+                        help="override the validation count (partial runs)")
+    parser.add_argument("--output", default=None, help="also write JSON here")
+    args = parser.parse_args()
+    counts = {"num_val": args.num_val} if args.num_val else None
+    records = [rehearse(c, args.work_dir, args.train_steps, args.quick,
+                        counts, calibration_examples=2 if args.quick else 32)
+               for c in args.configs.split(",")]
+    report = {"cpu": _cpu(), "cores": os.cpu_count(),
+              "date": time.strftime("%Y-%m-%d"), "records": records,
+              "table": markdown(records)}
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
