@@ -257,6 +257,9 @@ def train_task(model, task, config, log=print):
 def train(config, log=print):
     """Trains every task of `config.tasks` the model does not have yet."""
     seed_everything(config)
+    hint = distribute.bfloat16_hint(config.mixed_precision)
+    if hint:
+        log(hint)
     datasets.check_available(config.dataset, config.data_dir,
                              manual_dir=config.manual_dir,
                              download=config.download,

@@ -110,3 +110,17 @@ def test_float32_copy_of_a_mixed_model(float32_run):
         copy.predict(images, verbose=0)["semseg"],
         float32_run.predict(images, verbose=0)["semseg"])
     assert distribute.float32_copy(float32_run) is float32_run
+
+
+def test_bfloat16_hint_only_on_native_bfloat16_cpus(tmp_path):
+    from rmtl_tf.training import distribute  # pylint: disable=import-outside-toplevel
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 amx_bf16 "
+                       "avx512f\nmodel name\t: x\n")
+    flags = distribute.cpu_flags(str(cpuinfo))
+    assert {"amx_bf16", "avx2"} <= flags
+    hint = distribute.bfloat16_hint("float32", flags)
+    assert "amx_bf16" in hint and "--mixed_precision=mixed_bfloat16" in hint
+    assert distribute.bfloat16_hint("mixed_bfloat16", flags) is None
+    assert distribute.bfloat16_hint("float32", {"avx2", "fma"}) is None
+    assert distribute.cpu_flags(str(tmp_path / "none")) == set()
