@@ -5,14 +5,18 @@ Convolutions for Incremental Multi-Task Learning without Task Interference",
 ECCV 2020.
 """
 
-from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
-from rmtl_tf.layers.resize_like import ResizeLike
-from rmtl_tf.models.checkpoint_assembly import assemble_checkpoints
-from rmtl_tf.models.multitask_model import (MultiTaskModel, add_task,
-                                            build_model, predictions)
-from rmtl_tf.models.weight_import import (export_state_dict,
-                                          import_state_dict)
-from rmtl_tf.tasks.registry import TASKS, TaskSpec, get_task
+from rmtl_tf._startup import quiet_tensorflow_import as _quiet
+
+with _quiet():  # A command-line tool: TensorFlow's C++ notices hidden.
+    # pylint: disable=wrong-import-position
+    from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
+    from rmtl_tf.layers.resize_like import ResizeLike
+    from rmtl_tf.models.checkpoint_assembly import assemble_checkpoints
+    from rmtl_tf.models.multitask_model import (MultiTaskModel, add_task,
+                                                build_model, predictions)
+    from rmtl_tf.models.weight_import import (export_state_dict,
+                                              import_state_dict)
+    from rmtl_tf.tasks.registry import TASKS, TaskSpec, get_task
 
 __version__ = "0.1.0"
 

@@ -2,8 +2,10 @@
 
 import sys
 
-USER_ERRORS = (ValueError, FileNotFoundError, NotImplementedError,
-               FileExistsError, TypeError, FloatingPointError)
+# OSError: files and network (a fetch that fails offline); ImportError: an
+# optional part not installed (the message says what to install).
+USER_ERRORS = (ValueError, OSError, NotImplementedError, TypeError,
+               FloatingPointError, ImportError)
 
 
 def run_cli(main, argv):

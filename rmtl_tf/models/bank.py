@@ -88,10 +88,11 @@ def load_torchvision(path):
     return weight_import.bank_weights_from_torchvision(path)
 
 
-def load_keras_hub(preset):
-    """Bank weights from a keras-hub ResNet preset (or preset directory)."""
+def load_keras_hub(preset, backbone=None):
+    """Bank weights from a keras-hub ResNet preset (or preset directory),
+    checked against `backbone`'s blocks and widths when given."""
     from rmtl_tf.models import keras_hub_bank  # pylint: disable=import-outside-toplevel
-    return keras_hub_bank.bank_weights_from_keras_hub(preset)
+    return keras_hub_bank.bank_weights_from_keras_hub(preset, backbone)
 
 
 # Loaders by scheme: "npz:PATH" (or a path ending in .npz),
@@ -117,6 +118,8 @@ def load_bank_weights(spec, backbone=None):
             f"'SCHEME:PATH' with SCHEME in {sorted(BANK_LOADERS)}, or a "
             "path ending in '.npz'."
         )
+    if scheme == "keras_hub":
+        return load_keras_hub(path, backbone)
     return BANK_LOADERS[scheme](path)
 
 
