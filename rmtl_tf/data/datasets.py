@@ -14,9 +14,22 @@ depth and normals.
 """
 
 import importlib
+import logging
 import os
 
 from rmtl_tf.data import dataset_specs
+
+
+class _TfdsPartialDecodingNotice(logging.Filter):
+    """Drops the warning TFDS 4.9 logs from its own `PartialDecoding`
+    (partial_decode.py reads the deprecated `FeatureConnector.dtype`);
+    nothing in this project's code can change it."""
+
+    def filter(self, record):
+        return "`FeatureConnector.dtype` is deprecated" not in str(record.msg)
+
+
+logging.getLogger("absl").addFilter(_TfdsPartialDecodingNotice())
 
 # Encoded splits up to this size are cached in memory by the pipeline.
 CACHE_BYTES = 256 * 2**20

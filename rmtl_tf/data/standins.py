@@ -649,14 +649,16 @@ def main(argv, flag_values=None):
 
     kwargs = {"seed": fv.seed, "progress": progress, "workers": fv.workers,
               "overwrite": fv.overwrite}
+    default = NYUD_SIZE if fv.dataset == "nyud" else PASCAL_SIZES[0]
+    size = _check_size(_parse_size(fv.size) if fv.size else default)
+    _check_counts(num_train, num_val)
     print(f"Writing the {fv.dataset} stand-in ({num_train} train, {num_val} "
           f"val, {total} images) into {fv.out} with {fv.workers} "
           "worker(s).", flush=True)
     if fv.dataset == "nyud":
-        size = _parse_size(fv.size) if fv.size else NYUD_SIZE
         result = write_nyud_mt(fv.out, num_train, num_val, size, **kwargs)
     else:
-        sizes = (_parse_size(fv.size),) if fv.size else PASCAL_SIZES
+        sizes = (size,) if fv.size else PASCAL_SIZES
         result = write_pascal_mt(fv.out, num_train, num_val, sizes,
                                  **kwargs)
     if result.status == "exists":
