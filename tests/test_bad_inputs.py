@@ -404,3 +404,58 @@ def test_a_model_file_with_code_is_refused(tmp_path):
     model.save(str(tmp_path / "model.keras"))
     with pytest.raises(ValueError, match="safe_mode"):
         train_lib.load_model(str(tmp_path))
+
+
+# -- Damaged or foreign files, read in-process (the CLIs print these
+#    ValueErrors / FileNotFoundErrors as one line through run_cli). ----------
+
+def _truncate(path):
+    data = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(data[:len(data) // 3])
+
+
+def _pickled_npz(path):
+    np.savez(path, weights=np.array([{"not": "an array"}], dtype=object))
+
+
+def test_truncated_bank_in_model_dir_is_named(dirs, tmp_path):
+    model_dir = tmp_path / "m"
+    shutil.copytree(dirs["trained"], model_dir)
+    path = str(model_dir / "bank.npz")
+    np.savez(path, **{"conv1/kernel": np.zeros((7, 7, 3, 8), np.float32)})
+    _truncate(path)
+    config = TrainConfig(model_dir=str(model_dir),
+                         tasks=("semseg", "depth"), **TINY)
+    with pytest.raises(ValueError, match=f"{path}.*damaged or truncated"):
+        train_lib.train(config, log=lambda *_: None)
+
+
+@pytest.mark.parametrize("reader", ["bank", "task_pack", "state_dict"])
+def test_npz_loaders_refuse_pickles(tmp_path, reader):
+    from rmtl_tf.export import task_pack  # pylint: disable=import-outside-toplevel
+    from rmtl_tf.models import bank, weight_import  # pylint: disable=import-outside-toplevel
+    path = str(tmp_path / "evil.npz")
+    _pickled_npz(path)
+    load = {"bank": bank.load_npz, "task_pack": task_pack.load_pack,
+            "state_dict": weight_import.load_state_dict}[reader]
+    with pytest.raises(ValueError, match=f"{path}.*pickled objects"):
+        load(path)
+
+
+def test_foreign_export_files_are_named(dirs, tmp_path):
+    from rmtl_tf.export.runners import TFLiteRunner  # pylint: disable=import-outside-toplevel
+    not_tflite = tmp_path / "model.tflite"
+    not_tflite.write_bytes(b"this is not a flatbuffer" * 10)
+    with pytest.raises(ValueError, match=f"{not_tflite}.*not a TFLite model"):
+        TFLiteRunner(str(not_tflite))
+    with pytest.raises(FileNotFoundError, match="missing.tflite"):
+        TFLiteRunner(str(tmp_path / "missing.tflite"))
+    with pytest.raises(FileNotFoundError,
+                       match=f"{dirs['empty']}.*not a SavedModel"):
+        SavedModelRunner(dirs["empty"])
+    damaged = tmp_path / "damaged"
+    shutil.copytree(os.path.join(dirs["export"], "rmtl", "1"), damaged)
+    _truncate(damaged / "saved_model.pb")
+    with pytest.raises(ValueError, match=f"{damaged}.*damaged"):
+        SavedModelRunner(str(damaged))

@@ -5,6 +5,8 @@ expected, so a wrong shape or dtype is one clear error instead of a kernel
 failure deep inside.
 """
 
+import os
+
 import numpy as np
 
 from rmtl_tf.export.signatures import INPUT_NAME, MIN_IMAGE_SIZE
@@ -46,7 +48,17 @@ class SavedModelRunner:
     def __init__(self, path):
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
         self._tf = tf
-        self.loaded = tf.saved_model.load(path)
+        if not (os.path.isfile(os.path.join(path, "saved_model.pb")) or
+                os.path.isfile(os.path.join(path, "saved_model.pbtxt"))):
+            raise FileNotFoundError(
+                f"{path!r} is not a SavedModel directory (no saved_model.pb):"
+                " expected a version folder written by export.py, e.g. "
+                "exports/rmtl/1.")
+        try:
+            self.loaded = tf.saved_model.load(path)
+        except (ValueError, OSError, tf.errors.OpError) as e:
+            raise ValueError(f"SavedModel {path!r} is damaged and does not "
+                             f"load: {str(e).splitlines()[0]}") from e
         self.signatures = dict(self.loaded.signatures)
 
     def __call__(self, image, signature="serving_default"):
@@ -94,9 +106,16 @@ class TFLiteRunner:
         Interpreter, OpResolverType = litert()  # pylint: disable=invalid-name
         resolver = (OpResolverType.BUILTIN if xnnpack else
                     OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        self.interpreter = Interpreter(model_path=path,
-                                       num_threads=num_threads,
-                                       experimental_op_resolver_type=resolver)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"TFLite file not found: {path!r}")
+        try:
+            self.interpreter = Interpreter(
+                model_path=path, num_threads=num_threads,
+                experimental_op_resolver_type=resolver)
+        except ValueError as e:
+            raise ValueError(
+                f"{path!r} is not a TFLite model ({str(e).splitlines()[0]}):"
+                " expected a .tflite file written by export.py.") from e
         self.signatures = self.interpreter.get_signature_list()
         self._runners = {name: self.interpreter.get_signature_runner(name)
                          for name in self.signatures}

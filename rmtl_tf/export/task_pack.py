@@ -95,14 +95,12 @@ def save_pack(model, task, path):
 
 def load_pack(path):
     """Reads a pack written by `save_pack`."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Task pack not found: {path!r}")
-    with np.load(path, allow_pickle=False) as data:
-        if METADATA_KEY not in data.files:
-            raise ValueError(f"{path!r} is not an rmtl_tf task pack (no "
-                             f"{METADATA_KEY}).")
-        metadata = json.loads(data[METADATA_KEY].tobytes().decode())
-        weights = {k: data[k] for k in data.files if k != METADATA_KEY}
+    data = bank_lib.load_npz(path, what="Task pack")
+    if METADATA_KEY not in data:
+        raise ValueError(f"{path!r} is not an rmtl_tf task pack (no "
+                         f"{METADATA_KEY}).")
+    metadata = json.loads(data.pop(METADATA_KEY).tobytes().decode())
+    weights = data
     if (metadata.get("format") != FORMAT
             or metadata.get("format_version") != FORMAT_VERSION):
         raise ValueError(f"{path!r} is not an rmtl_tf task pack of format "

@@ -10,6 +10,7 @@ every task's own copies. Loaders are pluggable through `BANK_LOADERS`.
 
 import os
 import tempfile
+import zipfile
 
 import keras
 import numpy as np
@@ -74,11 +75,27 @@ def atomic_save_npz(path, arrays):
         raise
 
 
-def load_npz(path):
+def load_npz(path, what="Bank weights"):
+    """The arrays of an `.npz` file: plain arrays only (a pickled object is
+    refused, since unpickling runs code), a missing or damaged file an error
+    naming it."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Bank weights file not found: {path!r}")
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
+        raise FileNotFoundError(f"{what} file not found: {path!r}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise ValueError(
+                f"{what} file {path!r} holds pickled objects: expected plain "
+                "arrays only (pickles are refused, unpickling runs code).") \
+                from e
+        raise ValueError(f"{what} file {path!r} is damaged: {e}") from e
+    except (zipfile.BadZipFile, EOFError, OSError) as e:
+        raise ValueError(
+            f"{what} file {path!r} is damaged or truncated, not a complete "
+            f".npz ({type(e).__name__}: {e}). Delete it to rebuild it, or "
+            "restore it.") from e
 
 
 def load_torchvision(path):

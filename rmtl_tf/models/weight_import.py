@@ -125,8 +125,8 @@ def load_state_dict(source):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"State dict file not found: {path!r}")
         if path.endswith(".npz"):
-            with np.load(path, allow_pickle=False) as data:
-                source = {k: data[k] for k in data.files}
+            from rmtl_tf.models import bank  # pylint: disable=import-outside-toplevel
+            source = bank.load_npz(path, what="State dict")
         else:
             source = _torch_load(path)
     if not isinstance(source, Mapping):

@@ -108,7 +108,7 @@ def _response_init(config, weights, log, model=None):
     on training images."""
     path = os.path.join(config.model_dir, RI_FILE)
     if os.path.isfile(path):
-        return bank_lib.load_npz(path)
+        return bank_lib.load_npz(path, what="Response initialization")
     if weights is None:
         raise ValueError("Response initialization (--variant="
                          f"{config.variant}) needs pretrained weights; "

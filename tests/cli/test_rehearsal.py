@@ -1,0 +1,47 @@
+"""The full-size rehearsal at CI size (benchmarks/rehearsal.py --quick):
+NYUD stand-ins at the real 480x640 written in the authors' layout, then the
+real commands: prepare, train.py with configs/nyud.cfg, full-resolution
+evaluation, export with int8 calibration; time and peak memory per stage."""
+
+import json
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+import rehearsal  # pylint: disable=wrong-import-position
+
+
+def test_quick_rehearsal_runs_every_stage_at_the_real_size(tmp_path):
+    record = rehearsal.rehearse("nyud", str(tmp_path), train_steps=2,
+                                quick=True, calibration_examples=2)
+    assert [s["stage"] for s in record["stages"]] == [
+        "write", "prepare", "train", "evaluate", "export"]
+    for stage in record["stages"]:
+        assert stage["returncode"] == 0
+        # A Python process with TensorFlow: hundreds of MB, not bytes or TB.
+        assert 0.2 < stage["peak_rss_gib"] < 8, stage
+        assert stage["seconds"] > 0
+    assert record["image_size"] == [425, 560]  # The config's crop.
+    base = tmp_path / "nyud"
+    images = sorted(os.listdir(base / "manual" / "NYUD_MT" / "images"))
+    assert len(images) == 5
+    from PIL import Image  # pylint: disable=import-outside-toplevel
+    with Image.open(base / "manual" / "NYUD_MT" / "images" / images[0]) as im:
+        assert im.size == (640, 480)
+    results = json.loads((base / "model" / "eval_validation" /
+                          "results.json").read_text())
+    assert results["full_resolution"] and results["num_examples"] == 2
+    assert set(results["headline"]) == {"semseg"}
+    summary = json.loads((base / "model" / "summary.json").read_text())
+    assert set(summary["evaluation"]) == {"semseg"}
+    for task in ("semseg",):
+        assert summary["tasks"][task]["steps"] == 2
+        assert record["training_steps"][task]["median_step_seconds"] > 0
+    assert (base / "export" / "rmtl" / "rmtl-1-int8.tflite").is_file()
+    assert record["peak_rss_gib"] == max(s["peak_rss_gib"]
+                                         for s in record["stages"])
+    table = rehearsal.markdown([record])
+    assert table.count("| nyud |") == 5
