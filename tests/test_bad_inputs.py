@@ -459,3 +459,20 @@ def test_foreign_export_files_are_named(dirs, tmp_path):
     _truncate(damaged / "saved_model.pb")
     with pytest.raises(ValueError, match=f"{damaged}.*damaged"):
         SavedModelRunner(str(damaged))
+
+
+@pytest.mark.parametrize("setting,value,recorded", [
+    ("mixed_precision", "mixed_bfloat16", "'float32'"),
+    ("deterministic", True, "False"),
+    ("strategy", "mirrored", "'default'"),
+])
+def test_resume_refuses_other_precision_strategy_determinism(
+        dirs, tmp_path, setting, value, recorded):
+    model_dir = tmp_path / "m"
+    shutil.copytree(dirs["interrupted"], model_dir)
+    config = TrainConfig(model_dir=str(model_dir), tasks=("semseg",),
+                         **{**TINY, setting: value})
+    with pytest.raises(ValueError, match=(
+            f"{setting}: checkpoint has {recorded}, this run has "
+            f"{value!r}.*--overwrite")):
+        train_lib.train(config, log=lambda *_: None)

@@ -43,7 +43,7 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         # The op returns the unbiased (Bessel-corrected) batch variance;
         # Keras's BatchNormalization tracks the biased one.
         count = ops.cast(ops.prod(ops.shape(inputs)[:3]), "float32")
-        pass  # BREAK: unbiased variance
+        variance = variance * ((count - 1.0) / ops.maximum(count, 1.0))
         mean, variance = ops.stop_gradient(mean), ops.stop_gradient(variance)
         self.moving_mean.assign(
             self.moving_mean * self.momentum + mean * (1.0 - self.momentum))

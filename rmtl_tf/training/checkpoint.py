@@ -162,7 +162,11 @@ def restore(directory, model, optimizer, run=None):
         return 0
     step = state["step"]
     if run is not None and state.get("run") is not None:
-        diff = _config_diff(state["run"], _jsonable(run), "this run")
+        # A setting the checkpoint predates (not recorded then) is not
+        # compared, so older checkpoints still resume.
+        current = {k: v for k, v in _jsonable(run).items()
+                   if k in state["run"]}
+        diff = _config_diff(state["run"], current, "this run")
         if diff:
             raise ValueError(
                 f"Checkpoint {directory!r} (step {step}) was written by a "

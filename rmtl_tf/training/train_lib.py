@@ -149,7 +149,8 @@ def _optimizer(config, total_steps):
 # trajectory (data order, batches, schedule), unlike paths or speed flags.
 RUN_FIELDS = ("dataset", "augment", "image_size", "batch_size", "train_steps",
               "checkpoint_every", "learning_rate", "momentum", "weight_decay",
-              "poly_power", "train_examples", "seed")
+              "poly_power", "train_examples", "seed", "mixed_precision",
+              "strategy", "deterministic")
 
 
 def seed_everything(config):
