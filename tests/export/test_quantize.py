@@ -44,7 +44,7 @@ def _quantize(result, out, modes, images):
 def quantized(export, calibration, tmp_path_factory):
     """{"int8": path} of the quantized multi-signature file: int8 is the
     mode with upstream multi-signature bugs; dynamic and float16 (only
-    converter flags) are in the slow test below."""
+    converter flags) are in `test_dynamic_and_float16_files`."""
     return _quantize(export[1], tmp_path_factory.mktemp("quantized"),
                      ("int8",), calibration)
 
@@ -100,7 +100,6 @@ def test_int8_file_stores_the_bank_once(quantized, export):
     _check_bank_once(quantized, export)
 
 
-@pytest.mark.slow
 def test_dynamic_and_float16_files(export, reference, tmp_path):
     files = _quantize(export[1], tmp_path, ("dynamic", "float16"), None)
     _check_every_signature_runs(files, export, reference)

@@ -86,17 +86,18 @@ def _kill_resume_and_compare(tmp_path, task, extra=()):
     assert not (killed / "checkpoints" / task).exists()
 
 
-def test_sigkill_then_resume_gives_the_weights_of_an_uninterrupted_run(
-        tmp_path):
-    _kill_resume_and_compare(tmp_path, "semseg")
+def test_sigkill_in_the_second_task_then_resume(tmp_path):
+    """Killed while the second task trains (the first is in model.keras):
+    the resumed run ends with the weights of an uninterrupted one."""
+    _kill_resume_and_compare(tmp_path, "depth", ["--tasks=semseg,depth"])
     assert not (tmp_path / "killed" / "checkpoints").exists() or not list(
         (tmp_path / "killed" / "checkpoints").iterdir())
 
 
 @pytest.mark.slow
-def test_sigkill_in_the_second_task_then_resume(tmp_path):
-    """Killed while the second task trains (the first is in model.keras)."""
-    _kill_resume_and_compare(tmp_path, "depth", ["--tasks=semseg,depth"])
+def test_sigkill_then_resume_gives_the_weights_of_an_uninterrupted_run(
+        tmp_path):
+    _kill_resume_and_compare(tmp_path, "semseg")
 
 
 def test_resumed_pipeline_starts_at_the_batch_after_the_checkpoint():
