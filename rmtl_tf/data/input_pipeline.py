@@ -48,6 +48,30 @@ def without_autotune(ds):
     return ds.with_options(options)
 
 
+def _same_stream_per_iterator(ds, shuffle_buffer, seed):
+    """`ds` shuffled, repeated and reshuffled every pass: the same stream
+    for every iterator of the result.
+
+    A shuffle's reshuffle seeds come from a generator shared by all the
+    iterators of one dataset: a second iterator continues its draws
+    instead of starting over. Keras `fit` under a `tf.distribute` strategy
+    opens an iterator to build the model, then another to train on, so the
+    trained stream was not the one a single device trains on, and on a
+    small split (the first iterator's prefetch crossing a pass) changed
+    from run to run. Built inside `flat_map`, the shuffle is created anew
+    by each iterator, from the same seeds: the stream is the one the first
+    iterator of a plain `shuffle().repeat()` yields, whatever iterated the
+    dataset before.
+    """
+
+    @tf.autograph.experimental.do_not_convert
+    def passes(_):
+        return ds.shuffle(shuffle_buffer, seed=seed,
+                          reshuffle_each_iteration=True).repeat()
+
+    return tf.data.Dataset.range(1).flat_map(passes)
+
+
 def build(examples, tasks, image_size, batch_size, *, augment=False,
           shuffle=False, repeat=False, seed=0, cache=False, decode_fn=None,
           shuffle_buffer=DEFAULT_SHUFFLE_BUFFER, drop_remainder=None,
@@ -90,10 +114,12 @@ def build(examples, tasks, image_size, batch_size, *, augment=False,
     ds = examples
     if cache:
         ds = ds.cache()
-    if shuffle:
+    if shuffle and repeat:
+        ds = _same_stream_per_iterator(ds, shuffle_buffer, seed)
+    elif shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed,
                         reshuffle_each_iteration=True)
-    if repeat:
+    elif repeat:
         ds = ds.repeat()
 
     def prepare(index, example):

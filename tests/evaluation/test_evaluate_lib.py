@@ -11,6 +11,7 @@ import pytest
 import rmtl_tf
 from rmtl_tf.data import synthetic_dataset
 from rmtl_tf.evaluation import evaluate_lib, predictors
+from rmtl_tf.metrics import multitask_score
 
 TASKS = ["semseg", "depth", "normals", "edge", "saliency"]
 SIZE = (48, 64)
@@ -107,16 +108,58 @@ def test_keras_saved_model_and_tflite_agree(tiny_model_dir, exported,
     assert again["tasks"] == keras_run["tasks"]
 
 
+def test_dm_on_round_numbers_is_known_by_hand():
+    """dm = mean over tasks of (-1)^l (M - M_ref) / M_ref x 100, l = 1 when
+    lower is better. semseg mIoU 0.40 -> 0.50 is +25 %; depth RMSE (lower
+    is better) 0.50 -> 0.60 is 20 % worse, -20 %: dm = (25 - 20) / 2."""
+    reference = {"semseg": {"miou": 0.40}, "depth": {"rmse": 0.50}}
+    dm, per_task = multitask_score.delta_m(
+        {"semseg": {"miou": 0.50}, "depth": {"rmse": 0.60}}, reference)
+    assert per_task == pytest.approx({"semseg": 25.0, "depth": -20.0},
+                                     abs=1e-9)
+    assert dm == pytest.approx(2.5, abs=1e-9)
+    # A lower error is the improvement: RMSE 0.40 is +20 %, dm (25 + 20) / 2.
+    dm, _ = multitask_score.delta_m(
+        {"semseg": {"miou": 0.50}, "depth": {"rmse": 0.40}}, reference)
+    assert dm == pytest.approx(22.5, abs=1e-9)
+
+
 def test_dm_against_reference_files(tiny_model_dir, tmp_path):
+    """run_evaluation with single-task reference files (one per task, as
+    from single-task models) chosen so that the model is +25 % on semseg
+    and 20 % worse on depth: dm = +2.5 %."""
     model_dir, _ = tiny_model_dir
+    tasks = ["semseg", "depth"]
     first = evaluate_lib.run_evaluation(
-        _config(tmp_path, model_dir=model_dir, tasks=["depth"]),
+        _config(tmp_path, model_dir=model_dir, tasks=tasks),
         log=lambda _: 0)
+    miou = first["tasks"]["semseg"]["miou"]
+    rmse = first["tasks"]["depth"]["rmse"]
+    assert miou > 0 and rmse > 0
+    with open(first["json"], encoding="utf-8") as f:
+        stored = json.load(f)
+    references = []
+    for task, key, value in (("semseg", "miou", miou / 1.25),
+                             ("depth", "rmse", rmse / 1.2)):
+        results = {**stored, "tasks": {task: {**stored["tasks"][task],
+                                              key: value}}}
+        path = tmp_path / f"single_{task}.json"
+        path.write_text(json.dumps(results))
+        references.append(str(path))
     second = evaluate_lib.run_evaluation(
-        _config(tmp_path / "again", model_dir=model_dir, tasks=["depth"],
-                references=[first["json"]]), log=lambda _: 0)
-    assert second["dm"]["value"] == 0.0
+        _config(tmp_path / "again", model_dir=model_dir, tasks=tasks,
+                references=references), log=lambda _: 0)
+    assert second["tasks"] == first["tasks"]  # Deterministic.
+    assert second["dm"]["per_task"] == pytest.approx(
+        {"semseg": 25.0, "depth": -20.0}, abs=1e-9)
+    assert second["dm"]["value"] == pytest.approx(2.5, abs=1e-9)
+    assert second["dm"]["references"] == references
+    with open(second["json"], encoding="utf-8") as f:
+        assert json.load(f)["dm"]["value"] == pytest.approx(2.5, abs=1e-9)
     assert "single-task reference" in second["table"]
+    row = [line for line in second["table"].splitlines()
+           if line.startswith(f"| {model_dir} |")]
+    assert len(row) == 1 and "| +2.50 |" in row[0], second["table"]
 
 
 @pytest.mark.parametrize("kwargs,error,message", [

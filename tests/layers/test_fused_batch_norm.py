@@ -74,16 +74,47 @@ def test_frozen_layer_uses_moving_statistics():
     np.testing.assert_array_equal(ours.moving_mean.numpy(), before)
 
 
-@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
-def test_mixed_precision_output_dtype_and_float32_statistics(policy):
-    layer = FusedBatchNormalization(dtype=policy)
-    x = np.random.default_rng(6).normal(size=(2, 4, 5, 3)).astype("float32")
-    out = layer(keras.ops.cast(x, layer.compute_dtype), training=True)
-    assert out.dtype == layer.compute_dtype
+def _numpy_moving_statistics(batches, momentum):
+    """Keras's convention from the initial 0 / 1: `moving = moving *
+    momentum + batch * (1 - momentum)`, with the biased batch variance."""
+    mean, variance = 0.0, 1.0
+    for x in batches:
+        x = np.asarray(x, np.float64)
+        mean = mean * momentum + x.mean(axis=(0, 1, 2)) * (1 - momentum)
+        variance = (variance * momentum
+                    + x.var(axis=(0, 1, 2)) * (1 - momentum))
+    return mean, variance
+
+
+@pytest.mark.parametrize("policy",
+                         ["float32", "mixed_bfloat16", "mixed_float16"])
+def test_moving_statistics_match_numpy_and_stay_float32(policy):
+    layer = FusedBatchNormalization(momentum=0.75, dtype=policy)
+    rng = np.random.default_rng(6)
+    # Channel means and spreads far from the initial 0 and 1, and batches of
+    # 2x2x3 = 12 values per channel: the unbiased variance would be 12/11
+    # of the biased one, well above the tolerance.
+    loc, scale = np.array([5.0, -3.0, 10.0]), np.array([2.0, 0.5, 4.0])
+    batches = []
+    for _ in range(2):
+        x = keras.ops.cast(rng.normal(loc, scale, (2, 2, 3, 3)),
+                           layer.compute_dtype)
+        out = layer(x, training=True)
+        assert out.dtype == layer.compute_dtype
+        # The values the layer saw (rounded to the compute dtype).
+        batches.append(keras.ops.convert_to_numpy(
+            keras.ops.cast(x, "float32")))
     assert layer.moving_mean.dtype == "float32"
-    mean = x.mean(axis=(0, 1, 2))
-    np.testing.assert_allclose(layer.moving_mean.numpy(), 0.01 * mean,
-                               atol=2e-2)
+    assert layer.moving_variance.dtype == "float32"
+    mean, variance = _numpy_moving_statistics(batches, 0.75)
+    # Two steps move the statistics by about 0.44 x (batch - initial):
+    # several units, against a tolerance of ~1e-4.
+    assert np.min(np.abs(mean)) > 1.0
+    assert np.min(np.abs(variance - 1.0)) > 0.05
+    np.testing.assert_allclose(layer.moving_mean.numpy(), mean, rtol=1e-5,
+                               atol=1e-5)
+    np.testing.assert_allclose(layer.moving_variance.numpy(), variance,
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_keras_save_load_round_trip(tmp_path):

@@ -1,18 +1,29 @@
 """Distributed and mixed-precision training, for real: MirroredStrategy on
 two logical CPU devices and two multi-worker processes on 127.0.0.1, each
-compared with a single-device run on the same global batch.
+compared with an independent single-device computation of the correct
+per-replica split.
 
-BatchNorm uses per-replica batch statistics, so a 2-replica step equals a
-1-device step only when each replica's half of the global batch has the
-statistics of the whole batch. The runs here use 2 training scenes and a
-global batch of 4: the scenes are shuffled, then repeated, then batched,
-so each half of every batch is one permutation of the 2 scenes, whose
-mean and (biased) variance are those of the full batch. The loss is a
-masked mean per replica; with equal halves the mean of the two replicas'
-means is the mean over the batch. Then the weights after N steps must agree
-to float rounding (summation order differs; measured 4e-7). The learning
-rate is small (0.02) so that 3 steps do not amplify rounding: at 0.1 the
-same runs differed by 1.6e-4."""
+The global batch of 4 is split in two halves, one per replica. BatchNorm
+normalizes each half with its own statistics, each replica's loss is the
+masked mean over its half, and the gradients are all-reduced: the step is
+the mean of the two halves' gradients, and the kept BatchNorm moving
+statistics are the first replica's (of the chief), updated from the first
+halves only. The reference computes exactly that on one device, without
+any strategy: batches of 2 (the stream of scenes does not depend on the
+batch size, so batch 2k is the first half of global batch k and 2k + 1 the
+second), the optimizer accumulating the gradients of two batches before
+applying their mean (Keras's `gradient_accumulation_steps=2`, with the
+learning-rate schedule of the global steps), and the BatchNorm moving
+statistics left unchanged by every second half.
+
+There are 4 training scenes, shuffled, repeated and batched: the two halves
+of every global batch are different scenes with different statistics, so
+wrong sharding (each replica given the whole global batch, or both the same
+half, or a half other than the chief's kept) changes the weights by far
+more than the tolerance (by 0.1 to 0.2 when measured). The weights after 3
+steps agree with the reference to float rounding (measured: bit for bit).
+The learning rate is small (0.02) so that 3 steps do not amplify
+rounding."""
 
 import json
 import os
@@ -20,9 +31,11 @@ import socket
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
+from rmtl_tf.data import datasets
 from rmtl_tf.training import distribute, train_lib
 from rmtl_tf.training.config import TrainConfig
 
@@ -32,8 +45,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 RUN = dict(tasks="semseg", backbone="resnet_tiny", head_channels=8,
            low_level_channels=4, image_size="32,32", batch_size=4,
            train_steps=3, checkpoint_every=3, bank="random",
-           train_examples=2, eval_examples=2, momentum=0.0,
+           train_examples=4, eval_examples=2, momentum=0.0,
            weight_decay=0.0, learning_rate=0.02, seed=3)
+REPLICAS = 2
 TOLERANCE = 1e-5  # On |difference| / (|weight| + 1): absolute below 1.
 
 
@@ -70,12 +84,98 @@ def _assert_same_weights(got, want):
     return worst
 
 
+class _GlobalStepSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """`schedule` of the global step: `REPLICAS` batches make one."""
+
+    def __init__(self, schedule):
+        self.schedule = schedule
+
+    def __call__(self, step):
+        return self.schedule(step // REPLICAS)
+
+
+def _accumulating_optimizer(config, total_steps):
+    """`train_lib._optimizer` of the global run, applying the mean gradient
+    of every `REPLICAS` batches (the replicas' all-reduce, on one device).
+    RUN has no momentum and no weight decay."""
+    schedule = keras.optimizers.schedules.PolynomialDecay(
+        config.learning_rate, decay_steps=total_steps // REPLICAS,
+        end_learning_rate=0.0, power=config.poly_power)
+    return keras.optimizers.SGD(_GlobalStepSchedule(schedule),
+                                gradient_accumulation_steps=REPLICAS)
+
+
+class _FirstReplicaStatistics(keras.callbacks.Callback):
+    """Stands in for `distribute.SyncReplicas` in the reference: every
+    batch but the first of each global batch leaves the non-trainable
+    variables (the BatchNorm moving statistics) as they were, so they are
+    updated by the first halves only, as the first replica's."""
+
+    def __init__(self, model, optimizer):
+        del optimizer
+        super().__init__()
+        self.variables = [v for v in model.weights if not v.trainable]
+        self.step, self.saved = 0, None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.saved = [np.asarray(v) for v in self.variables]
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.step % REPLICAS:
+            for variable, value in zip(self.variables, self.saved):
+                variable.assign(value)
+        self.step += 1
+
+
 @pytest.fixture(scope="module")
-def single_device(tmp_path_factory):
-    """The reference: the default strategy (one device), in this process."""
-    model_dir = tmp_path_factory.mktemp("single")
-    summary = train_lib.train(_config(model_dir), log=lambda *_: None)
+def per_replica_reference(tmp_path_factory):
+    """The reference: one device, no strategy, each global batch computed
+    as its two halves (see the module doc)."""
+    model_dir = tmp_path_factory.mktemp("reference")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train_lib, "_optimizer", _accumulating_optimizer)
+        patch.setattr(distribute, "SyncReplicas", _FirstReplicaStatistics)
+        summary = train_lib.train(
+            _config(model_dir, batch_size=RUN["batch_size"] // REPLICAS,
+                    train_steps=RUN["train_steps"] * REPLICAS,
+                    checkpoint_every=RUN["checkpoint_every"] * REPLICAS),
+            log=lambda *_: None)
     return model_dir, summary
+
+
+def test_the_halves_of_each_global_batch_differ():
+    """What makes the comparisons sensitive to the split: the replicas'
+    halves are different scenes, with different statistics."""
+    config = _config("unused")
+    keras.utils.set_random_seed(config.seed)  # As the runs: their batches.
+    batches = datasets.load_split(
+        config.dataset, "train", ["semseg"], config.image_size,
+        config.batch_size, config.train_examples, seed=config.seed,
+        training=True, augment=False).take(RUN["train_steps"])
+    for images, _ in batches:
+        halves = np.asarray(images).reshape(REPLICAS, -1, 3)
+        means, stds = halves.mean(axis=1), halves.std(axis=1)
+        # (Pixel values in [0, 255]; any pairing of the 4 scenes differs
+        # by at least 4 in some channel's mean and 5 in its spread.)
+        assert np.max(np.abs(means[0] - means[1])) > 3.0, means
+        assert np.max(np.abs(stds[0] - stds[1])) > 3.0, stds
+
+
+def test_every_iterator_of_the_training_split_yields_the_same_batches():
+    """Keras `fit` under a strategy iterates the dataset once to build the
+    model, then again to train: the second iterator must start the same
+    stream, not continue the first one's reshuffles."""
+    config = _config("unused")
+    train = datasets.load_split(
+        config.dataset, "train", ["semseg"], config.image_size,
+        config.batch_size, config.train_examples, seed=config.seed,
+        training=True, augment=False)
+    first = iter(train)
+    want = [np.asarray(next(first)[0]) for _ in range(3)]
+    for _ in range(2):
+        got = [np.asarray(images) for images, _ in train.take(3)]
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
 
 
 def _initial_head(tmp_path):
@@ -120,9 +220,9 @@ print(json.dumps({"replicas": replicas,
 """
 
 
-def test_mirrored_two_cpu_devices_equals_one_device(tmp_path,
-                                                    single_device):
-    reference_dir, reference = single_device
+def test_mirrored_two_cpu_devices_equals_the_per_replica_split(
+        tmp_path, per_replica_reference):
+    reference_dir, reference = per_replica_reference
     config = _config(tmp_path / "mirrored", strategy="mirrored",
                      num_cpu_devices=2)
     args = {k: list(v) if isinstance(v, tuple) else v
@@ -134,13 +234,13 @@ def test_mirrored_two_cpu_devices_equals_one_device(tmp_path,
         check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["replicas"] == 2
-    # The reported loss is the global-batch mean, as on one device.
+    assert result["replicas"] == REPLICAS
+    want = _weights(reference_dir)
+    _assert_same_weights(_weights(tmp_path / "mirrored"), want)
+    # The reported loss is the mean of the replicas' losses.
     np.testing.assert_allclose(
         result["loss"], reference["tasks"]["semseg"]["final_loss"],
         rtol=1e-5)
-    want = _weights(reference_dir)
-    _assert_same_weights(_weights(tmp_path / "mirrored"), want)
     # Halves [0, 1] and [5, 9]: moving means 0.5 and 7 per replica, then
     # the first replica's everywhere.
     np.testing.assert_allclose(result["bn_before"], [[0.5] * 3, [7.0] * 3])
@@ -157,11 +257,11 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_two_workers_equal_one_worker_and_only_chief_writes(tmp_path,
-                                                            single_device):
+def test_two_workers_equal_the_per_replica_split_and_only_chief_writes(
+        tmp_path, per_replica_reference):
     """Two train.py processes (TF_CONFIG each), training then evaluating
-    and exporting: the chief's model equals the single-device one."""
-    reference_dir, reference = single_device
+    and exporting: the chief's model equals the per-replica reference."""
+    reference_dir, reference = per_replica_reference
     model_dir, export_dir = tmp_path / "multi", tmp_path / "export"
     cluster = {"worker": [f"127.0.0.1:{_free_port()}" for _ in range(2)]}
     procs = []
@@ -197,10 +297,10 @@ def test_two_workers_equal_one_worker_and_only_chief_writes(tmp_path,
     assert not (export_dir / "rmtl" / "2").exists()
     summary = json.loads((model_dir / "summary.json").read_text())
     assert summary["tasks"]["semseg"]["config"]["strategy"] == "multi_worker"
+    _assert_same_weights(_weights(model_dir), _weights(reference_dir))
     np.testing.assert_allclose(
         summary["tasks"]["semseg"]["final_loss"],
         reference["tasks"]["semseg"]["final_loss"], rtol=1e-5)
-    _assert_same_weights(_weights(model_dir), _weights(reference_dir))
 
 
 def test_bad_names_are_clear_errors(tmp_path):
