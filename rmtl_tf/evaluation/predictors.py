@@ -83,7 +83,12 @@ def model_predictor(model, tasks=None, path="model"):
             if built["any"] is None:
                 built["any"] = with_image_size(model, None).task_model(tasks)
             task_model = built["any"]
-        out = task_model(images, training=False)
+        # One compiled predict function per model, reused for every batch
+        # (traced per new shape). Called eagerly, the graph's buffers were
+        # allocated op by op: resident memory grew by about 2 GB per batch
+        # of 8 480x640 images (5.0 -> 11 GB in 6 batches, a 4-task
+        # ResNet-18), against a flat 1.6 GB here, and 30% slower.
+        out = task_model.predict_on_batch(images)
         return {t: np.asarray(predictions(t, out[t])) for t in tasks}
 
     return Predictor(predict, tasks, None if None in size else size,
