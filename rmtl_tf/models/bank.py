@@ -112,10 +112,12 @@ def load_keras_hub(preset, backbone=None):
     return keras_hub_bank.bank_weights_from_keras_hub(preset, backbone)
 
 
-# Loaders by scheme: "npz:PATH" (or a path ending in .npz),
-# "torchvision:PATH" (a torchvision ResNet state dict, .pth or .npz) and
-# "keras_hub:PRESET" (a keras-hub ResNetBackbone preset).
-BANK_LOADERS = {"npz": load_npz, "torchvision": load_torchvision,
+# Loaders by scheme, each called as `loader(path, backbone)`: "npz:PATH"
+# (or a path ending in .npz), "torchvision:PATH" (a torchvision ResNet
+# state dict, .pth or .npz) and "keras_hub:PRESET" (a keras-hub
+# ResNetBackbone preset, checked against the backbone).
+BANK_LOADERS = {"npz": lambda path, backbone: load_npz(path),
+                "torchvision": lambda path, backbone: load_torchvision(path),
                 "keras_hub": load_keras_hub}
 
 
@@ -135,9 +137,7 @@ def load_bank_weights(spec, backbone=None):
             f"'SCHEME:PATH' with SCHEME in {sorted(BANK_LOADERS)}, or a "
             "path ending in '.npz'."
         )
-    if scheme == "keras_hub":
-        return load_keras_hub(path, backbone)
-    return BANK_LOADERS[scheme](path)
+    return BANK_LOADERS[scheme](path, backbone)
 
 
 def _assign(variable, value, key):
