@@ -29,7 +29,10 @@ checkpoint cannot be fetched offline and does not change time or memory).
   python benchmarks/rehearsal.py --work_dir=/tmp/r --quick
 
 Peak memory is `ru_maxrss` of each stage's process (os.wait4), so stages
-do not mask each other.
+do not mask each other. Each finished stage is recorded in
+`<work_dir>/<config>/stages/<stage>.json`; run the same command again after
+an interruption and the recorded stages are reported, not run again
+(`--restart` runs every stage anew).
 """
 
 import argparse
@@ -67,8 +70,20 @@ def _cpu():
     return platform.processor()
 
 
-def run_stage(name, command, log):
-    """Runs `command`; returns its wall time, peak RSS and exit code."""
+def run_stage(name, command, log, record=None):
+    """Runs `command`; returns its wall time, peak RSS and exit code.
+
+    With `record` (a JSON path): a stage recorded there by an earlier,
+    successful run with the same command is returned without running it
+    again; a new success is recorded there (written atomically).
+    """
+    if record and os.path.isfile(record):
+        with open(record, encoding="utf-8") as f:
+            done = json.load(f)
+        if done.get("command") == command and done.get("returncode") == 0:
+            print(json.dumps(dict(done, resumed=True)), file=sys.stderr,
+                  flush=True)
+            return done
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     os.makedirs(os.path.dirname(log), exist_ok=True)
     started = time.time()
@@ -79,12 +94,19 @@ def run_stage(name, command, log):
     proc.returncode = os.waitstatus_to_exitcode(status)
     result = {"stage": name, "seconds": round(time.time() - started, 1),
               "peak_rss_gib": round(usage.ru_maxrss * 1024 / GIB, 3),
-              "returncode": proc.returncode, "log": log}
+              "returncode": proc.returncode, "log": log,
+              "command": command,
+              "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     print(json.dumps(result), file=sys.stderr, flush=True)
     if proc.returncode:
         with open(log, encoding="utf-8") as f:
             tail = f.read()[-3000:]
         raise RuntimeError(f"Stage {name} failed ({command}):\n{tail}")
+    if record:
+        os.makedirs(os.path.dirname(record), exist_ok=True)
+        with open(record + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=1)
+        os.replace(record + ".tmp", record)
     return result
 
 
@@ -98,9 +120,10 @@ def random_bank(path, backbone):
 
 
 def rehearse(config, work_dir, train_steps, quick=False, counts=None,
-             calibration_examples=32):
+             calibration_examples=32, restart=False):
     """Runs every stage of `config` (nyud or pascal_context) in
-    `work_dir/<config>`; returns the JSON record."""
+    `work_dir/<config>`; returns the JSON record. Stages recorded by an
+    earlier run of the same commands are not run again unless `restart`."""
     counts = dict(FULL[config], **(QUICK_COUNTS if quick else {}),
                   **(counts or {}))
     base = os.path.join(work_dir, config)
@@ -135,7 +158,12 @@ def rehearse(config, work_dir, train_steps, quick=False, counts=None,
                     f"--calibration_examples={calibration_examples}",
                     "--dynamic_image_size", "--overwrite", "--version=1"]),
     ]
-    results = [run_stage(name, command, os.path.join(logs, f"{name}.log"))
+    recorded = os.path.join(base, "stages")
+    if restart and os.path.isdir(recorded):
+        for name in os.listdir(recorded):
+            os.remove(os.path.join(recorded, name))
+    results = [run_stage(name, command, os.path.join(logs, f"{name}.log"),
+                         record=os.path.join(recorded, f"{name}.json"))
                for name, command in stages]
     with open(os.path.join(model_dir, "summary.json"), encoding="utf-8") as f:
         summary = json.load(f)
@@ -175,10 +203,14 @@ def main():
     parser.add_argument("--num_val", type=int, default=None,
                         help="override the validation count (partial runs)")
     parser.add_argument("--output", default=None, help="also write JSON here")
+    parser.add_argument("--restart", action="store_true",
+                        help="run every stage again, even those an earlier "
+                        "run recorded")
     args = parser.parse_args()
     counts = {"num_val": args.num_val} if args.num_val else None
     records = [rehearse(c, args.work_dir, args.train_steps, args.quick,
-                        counts, calibration_examples=2 if args.quick else 32)
+                        counts, calibration_examples=2 if args.quick else 32,
+                        restart=args.restart)
                for c in args.configs.split(",")]
     report = {"cpu": _cpu(), "cores": os.cpu_count(),
               "date": time.strftime("%Y-%m-%d"), "records": records,
