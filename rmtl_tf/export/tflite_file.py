@@ -38,21 +38,35 @@ def op_name(model, op):
         max(code.builtinCode, code.deprecatedBuiltinCode)]
 
 
+def _float_ops_of(model, graph):
+    float32 = _schema().TensorType.FLOAT32
+    found = set()
+    for op in graph.operators:
+        name = op_name(model, op)
+        if name in ("QUANTIZE", "DEQUANTIZE"):
+            continue
+        tensors = [i for i in list(op.inputs) + list(op.outputs) if i >= 0]
+        if any(graph.tensors[i].type == float32 for i in tensors):
+            found.add(name)
+    return found
+
+
 def float_ops(model):
     """Sorted names of ops computing in float (a float32 input or output
     other than the quantize/dequantize ops at the file's edges)."""
-    float32 = _schema().TensorType.FLOAT32
-    found = set()
-    for graph in model.subgraphs:
-        for op in graph.operators:
-            name = op_name(model, op)
-            if name in ("QUANTIZE", "DEQUANTIZE"):
-                continue
-            tensors = [i for i in list(op.inputs) + list(op.outputs)
-                       if i >= 0]
-            if any(graph.tensors[i].type == float32 for i in tensors):
-                found.add(name)
-    return sorted(found)
+    return sorted(set().union(*(_float_ops_of(model, graph)
+                                for graph in model.subgraphs)))
+
+
+def float_ops_by_signature(model):
+    """{signature key: sorted names of its ops computing in float}."""
+    return {_text(sig.signatureKey): sorted(_float_ops_of(
+        model, model.subgraphs[sig.subgraphIndex]))
+        for sig in model.signatureDefs}
+
+
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def weight_types(model):

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from rmtl_tf.export import accuracy_report, quantize, tflite_file
+from rmtl_tf.export import accuracy_report, export_lib, quantize, tflite_file
+
+from conftest import ALL_TASKS, SMALL, build
 
 TASKS = ("semseg", "depth")
 # Weight bytes per float32 weight in each file.
@@ -128,6 +130,23 @@ def test_int8_file_computes_in_int8(quantized):
     # Every op in int8: none left in float for semseg and depth (the
     # normals' L2 normalization keeps one float SQUARE, see README).
     assert tflite_file.float_ops(model) == []
+
+
+def test_every_task_kind_computes_in_int8(tmp_path):
+    """All five task kinds (softmax, regression, L2-normalized, two
+    sigmoids) in one int8 file: each signature's ops are int8 kernels,
+    except the one float SQUARE of the normals' L2 normalization (the
+    README says so)."""
+    model = build(ALL_TASKS, SMALL)
+    result = export_lib.export(
+        model, str(tmp_path), tflite=False, quantize_modes=("int8",),
+        calibration_images=quantize.calibration_images((32, 32), 4))
+    path = result["tflite_files"]["int8"]
+    by_signature = tflite_file.float_ops_by_signature(tflite_file.load(path))
+    normals = ["SQUARE"]
+    assert by_signature == {
+        "serving_default": normals, "semseg": [], "depth": [],
+        "normals": normals, "edge": [], "saliency": []}
 
 
 def test_unknown_quantization(export, tmp_path):
