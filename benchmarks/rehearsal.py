@@ -70,6 +70,31 @@ def _cpu():
     return platform.processor()
 
 
+SAMPLE_SECONDS = 2.0
+
+
+def _rss_gib(pid):
+    """Resident memory of process `pid` now (GiB), None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) * 1024 / GIB, 3)
+    except OSError:
+        pass
+    return None
+
+
+def _thin(samples, keep=40):
+    """At most `keep` (seconds, GiB) samples, evenly spread, the peak kept."""
+    if len(samples) <= keep:
+        return samples
+    step = len(samples) / keep
+    chosen = {int(i * step) for i in range(keep)} | {len(samples) - 1}
+    chosen.add(max(range(len(samples)), key=lambda i: samples[i][1]))
+    return [samples[i] for i in sorted(chosen)]
+
+
 def run_stage(name, command, log, record=None):
     """Runs `command`; returns its wall time, peak RSS and exit code.
 
@@ -81,8 +106,8 @@ def run_stage(name, command, log, record=None):
         with open(record, encoding="utf-8") as f:
             done = json.load(f)
         if done.get("command") == command and done.get("returncode") == 0:
-            print(json.dumps(dict(done, resumed=True)), file=sys.stderr,
-                  flush=True)
+            done["resumed"] = True
+            print(json.dumps(done), file=sys.stderr, flush=True)
             return done
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     os.makedirs(os.path.dirname(log), exist_ok=True)
@@ -90,11 +115,20 @@ def run_stage(name, command, log, record=None):
     with open(log, "w", encoding="utf-8") as out:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
+        samples = []
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            rss = _rss_gib(proc.pid)
+            if rss is not None:
+                samples.append((round(time.time() - started, 1), rss))
+            time.sleep(SAMPLE_SECONDS)
     proc.returncode = os.waitstatus_to_exitcode(status)
     result = {"stage": name, "seconds": round(time.time() - started, 1),
               "peak_rss_gib": round(usage.ru_maxrss * 1024 / GIB, 3),
               "returncode": proc.returncode, "log": log,
+              "rss_gib_over_time": _thin(samples),
               "command": command,
               "finished": time.strftime("%Y-%m-%d %H:%M:%S")}
     print(json.dumps(result), file=sys.stderr, flush=True)

@@ -45,3 +45,16 @@ def test_quick_rehearsal_runs_every_stage_at_the_real_size(tmp_path):
                                          for s in record["stages"])
     table = rehearsal.markdown([record])
     assert table.count("| nyud |") == 5
+    train = record["stages"][2]
+    samples = train["rss_gib_over_time"]
+    assert all(0 <= gib <= train["peak_rss_gib"] + 0.01
+               for _, gib in samples)
+    assert max(gib for _, gib in samples) > 0.2
+    assert [t for t, _ in samples] == sorted(t for t, _ in samples)
+
+    # Rerun after the fact: every stage is read back, none run again.
+    again = rehearsal.rehearse("nyud", str(tmp_path), train_steps=2,
+                               quick=True, calibration_examples=2)
+    assert [s.get("resumed") for s in again["stages"]] == [True] * 5
+    assert [s["seconds"] for s in again["stages"]] == [
+        s["seconds"] for s in record["stages"]]
