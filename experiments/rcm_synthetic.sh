@@ -23,6 +23,8 @@
 # RCM on both sides the rows differ only by each head's random
 # initialization: dm then measures that noise, not interference.
 #
+# EXTRA_FLAGS: more train.py flags for every run (word-split), e.g.
+# EXTRA_FLAGS=--mixed_precision=mixed_bfloat16.
 # SEEDS (default "0"): with one seed, the table goes to OUTPUT; with
 # several, each seed's runs go to RUN_DIR/seed<N> and its table to
 # RUN_DIR/seed<N>.md, and OUTPUT gets the mean ± sample standard deviation
@@ -37,13 +39,15 @@ read -r -a TASKS <<< "${TASKS:-semseg depth normals edge saliency}"
 read -r -a VARIANT_LIST <<< "${VARIANTS:-default}"
 read -r -a SEED_LIST <<< "${SEEDS:-0}"
 REFERENCE=${REFERENCE_VARIANT:-default}
+EXTRA_FLAGS=${EXTRA_FLAGS:-}  # e.g. --mixed_precision=mixed_bfloat16
 OUT=${OUTPUT:-experiments/results/rcm_synthetic.md}
 
 variant_flag() { [ "$1" = default ] || echo "--variant=$1"; }
 
 one_seed() {  # one_seed SEED RUN_DIR TABLE.md
   local seed=$1 run=$2 table=$3
-  local common=(--flagfile=configs/demo.cfg --export_dir= --seed="$seed")
+  local common=(--flagfile=configs/demo.cfg --export_dir= --seed="$seed"
+                $EXTRA_FLAGS)
   local first="$run/${VARIANT_LIST[0]}_5tasks" rows=() single=()
   for variant in "${VARIANT_LIST[@]}"; do
     local dir="$run/${variant}_5tasks" bank=()
