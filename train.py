@@ -13,7 +13,7 @@ import platform
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # TensorFlow turns its oneDNN CPU kernels on by default only on x86 CPUs
 # with AVX-512 and newer. On an AVX2-only AMD EPYC, training ran 2.3-3.1x
-# faster with them (benchmarks/bench_speed.py --parts=onednn; README
+# faster with them (benchmarks/bench_speed.py --parts=onednn; docs/speed.md
 # "Speed and size"), and TensorFlow's own kernels have no dilated
 # convolution gradients. TF_ENABLE_ONEDNN_OPTS=0 keeps TensorFlow's choice.
 if platform.machine().lower() in ("x86_64", "amd64"):

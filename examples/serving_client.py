@@ -1,6 +1,6 @@
 """Calls a TF Serving model server over REST and gRPC, every signature.
 
-Against a running server (see README, "TF Serving"):
+Against a running server (see docs/export.md, "TF Serving"):
 
   python examples/serving_client.py --rest=http://localhost:8501 \
       --grpc=localhost:8500 --model_name=rmtl

@@ -15,7 +15,7 @@ their tasks are merged and their parameters summed.
 
 Evaluation settings (dataset, split, examples, seed) apply to every model;
 models are scored with the authors' protocol (`python -m rmtl_tf.evaluate`:
-whole images, their metrics; README, "Evaluation protocol").
+whole images, their metrics; docs/evaluation.md, "Evaluation protocol").
 """
 
 import os

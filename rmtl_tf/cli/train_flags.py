@@ -83,8 +83,8 @@ _TRAIN_EXAMPLES = flags.DEFINE_integer(
     "real datasets, the first N training images are used.")
 _EVAL_EXAMPLES = flags.DEFINE_integer(
     "eval_examples", 64, "Validation scenes (or first N validation images) "
-    "for the report, scored whole as the authors (README, 'Evaluation "
-    "protocol').")
+    "for the report, scored whole as the authors (docs/evaluation.md, "
+    "'Evaluation protocol').")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of data and initialization.")
 _JIT = flags.DEFINE_bool(
     "jit_compile", False, "Compile train steps with XLA. Off by default: on "
@@ -112,7 +112,8 @@ _EXPORT_DIR = flags.DEFINE_string(
 _DETERMINISTIC = flags.DEFINE_bool(
     "deterministic", False, "TensorFlow op determinism (initialization and "
     "data are always seeded by --seed): a run, and the same run killed and "
-    "resumed, give bit-identical weights. Costs speed (see README).")
+    "resumed, give bit-identical weights. Costs speed (see docs/training.md, "
+    "'Faults and bad input').")
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Discard a checkpoint of an interrupted task that "
     "was written with other settings (or is damaged) and start that task "

@@ -39,7 +39,7 @@ SPLITS = ("train", "validation")
 def _instructions(spec):
     return (f"Download {spec.archive} from {spec.url} (or extract it) into "
             f"a folder and pass it with --manual_dir, or pass --download "
-            "(see README, 'Datasets').")
+            "(see docs/datasets.md).")
 
 
 def builder(name, data_dir, **kwargs):

@@ -12,7 +12,8 @@ client = RestClient("http://localhost:8501", "rmtl")
 depth = client.predict(image, "depth")["depth"]  # image: [1, H, W, 3]
 ```
 
-gRPC (`pip install --no-deps tensorflow-serving-api`, see README):
+gRPC (`pip install --no-deps tensorflow-serving-api`, see docs/export.md,
+"TF Serving"):
 
 ```python
 client = GrpcClient("localhost:8500", "rmtl")
