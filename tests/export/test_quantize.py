@@ -128,15 +128,15 @@ def test_int8_file_computes_in_int8(quantized):
     assert weights.get("FLOAT32", 0) == 0
     assert weights["INT8"] > 0.9 * sum(weights.values())
     # Every op in int8: none left in float for semseg and depth (the
-    # normals' L2 normalization keeps one float SQUARE, see README).
+    # normals' L2 normalization keeps one float SQUARE, see docs/export.md).
     assert tflite_file.float_ops(model) == []
 
 
 def test_every_task_kind_computes_in_int8(tmp_path):
     """All five task kinds (softmax, regression, L2-normalized, two
     sigmoids) in one int8 file: each signature's ops are int8 kernels,
-    except the one float SQUARE of the normals' L2 normalization (the
-    README says so)."""
+    except the one float SQUARE of the normals' L2 normalization (docs/export.md
+    says so)."""
     model = build(ALL_TASKS, SMALL)
     result = export_lib.export(
         model, str(tmp_path), tflite=False, quantize_modes=("int8",),

@@ -1,12 +1,12 @@
-"""Quantized files of a trained model score as the README reports.
+"""Quantized files of a trained model score as docs/export.md reports.
 
-README ("Quantized TFLite", the demo model on 64 synthetic validation
+docs/export.md ("Quantized TFLite", the demo model on 64 synthetic validation
 scenes): dynamic is worse by 0.0003 mIoU and 0.13% depth RMSE, int8 by
 0.0012 mIoU and 2.0% RMSE. Here a small model is trained on the synthetic
 scenes (random weights would make any quantization look fine or awful by
 chance), exported and quantized as export.py does, and each file is
 scored on 64 validation scenes: quantization may cost at most a few times
-the README's figures.
+those figures.
 """
 
 import pytest
