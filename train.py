@@ -8,16 +8,10 @@ Usage:
 """
 
 import os
-import platform
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# TensorFlow turns its oneDNN CPU kernels on by default only on x86 CPUs
-# with AVX-512 and newer. On an AVX2-only AMD EPYC, training ran 2.3-3.1x
-# faster with them (benchmarks/bench_speed.py --parts=onednn; docs/speed.md
-# "Speed and size"), and TensorFlow's own kernels have no dilated
-# convolution gradients. TF_ENABLE_ONEDNN_OPTS=0 keeps TensorFlow's choice.
-if platform.machine().lower() in ("x86_64", "amd64"):
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+# oneDNN kernels on x86 unless TF_ENABLE_ONEDNN_OPTS is set: every
+# command-line tool does so when it imports rmtl_tf (rmtl_tf/_startup.py).
 
 from absl import app, logging  # pylint: disable=wrong-import-position
 

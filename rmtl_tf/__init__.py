@@ -5,7 +5,10 @@ Convolutions for Incremental Multi-Task Learning without Task Interference",
 ECCV 2020.
 """
 
+from rmtl_tf._startup import cli_environment as _cli_environment
 from rmtl_tf._startup import quiet_tensorflow_import as _quiet
+
+_cli_environment()  # A command-line tool: oneDNN on x86 by default.
 
 with _quiet():  # A command-line tool: TensorFlow's C++ notices hidden.
     # pylint: disable=wrong-import-position

@@ -40,3 +40,44 @@ def test_log_level_zero_shows_tensorflow_notices():
     stderr = _stderr(["train.py", "--model_dir=unused", "--tasks=sky"], "0")
     assert any(n in stderr for n in NOTICES), stderr
     assert "Unknown task 'sky'" in stderr
+
+
+ONEDNN_ON = "oneDNN custom operations are on"
+
+
+@pytest.mark.skipif(
+    __import__("platform").machine().lower() not in ("x86_64", "amd64"),
+    reason="oneDNN is the default on x86 only")
+@pytest.mark.parametrize("args,onednn", [
+    (["train.py", "--model_dir=unused", "--tasks=sky"], None),
+    (["-m", "rmtl_tf.evaluate", "--model_dir=does/not/exist"], None),
+    (["export.py", "--model_dir=does/not/exist", "--export_dir=unused"],
+     None),
+    (["-m", "rmtl_tf.evaluate", "--model_dir=does/not/exist"], "0"),
+])
+def test_every_cli_computes_with_the_kernels_train_py_uses(args, onednn):
+    """train.py, export.py and the evaluate CLI turn oneDNN on by default on
+    x86 (TensorFlow's own default is off on CPUs without AVX-512), so the
+    evaluate CLI scores with the kernels of the end-of-training report;
+    TF_ENABLE_ONEDNN_OPTS=0 is respected."""
+    saved = os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)
+    try:
+        if onednn is not None:
+            os.environ["TF_ENABLE_ONEDNN_OPTS"] = onednn
+        stderr = _stderr(args, "0")
+    finally:
+        os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None)
+        if saved is not None:
+            os.environ["TF_ENABLE_ONEDNN_OPTS"] = saved
+    assert (ONEDNN_ON in stderr) == (onednn is None), stderr[-2000:]
+
+
+def test_cli_environment_defaults():
+    from rmtl_tf import _startup  # pylint: disable=import-outside-toplevel
+    assert _startup.cli_environment({}, "x86_64", cli=True) == {
+        "TF_ENABLE_ONEDNN_OPTS": "1"}
+    assert _startup.cli_environment({"TF_ENABLE_ONEDNN_OPTS": "0"},
+                                    "AMD64", cli=True) == {
+        "TF_ENABLE_ONEDNN_OPTS": "0"}
+    assert _startup.cli_environment({}, "aarch64", cli=True) == {}
+    assert _startup.cli_environment({}, "x86_64", cli=False) == {}
