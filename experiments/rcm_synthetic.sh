@@ -6,7 +6,7 @@
 #   VARIANTS=rc_ri_nff REFERENCE_VARIANT=rc_ri_nff \
 #       bash experiments/rcm_synthetic.sh [RUN_DIR]   # runs/rcm_synthetic
 #   # The paper's comparison (TASKS: any subset, default all five), over
-#   # three seeds (mean ± standard deviation, README):
+#   # three seeds (mean ± standard deviation, docs/evaluation.md):
 #   TASKS="semseg depth" REFERENCE_VARIANT=conv SEEDS="0 1 2" \
 #       VARIANTS="shared ra_series ra_parallel rc_ri_nff" \
 #       OUTPUT=experiments/results/variants_synthetic.md \
