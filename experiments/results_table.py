@@ -101,7 +101,7 @@ def main(argv):
         raise ValueError(f"Unexpected arguments: {argv[1:]}")
     if not _ROW.value:
         raise ValueError("Give at least one --row=NAME=PATH[,PATH...].")
-    from rmtl_tf.evaluation import evaluate_lib, results_table  # pylint: disable=import-outside-toplevel
+    from rmtl_tf.evaluation import results_table  # pylint: disable=import-outside-toplevel
     settings = {"dataset": _DATASET.value, "data_dir": _DATA_DIR.value,
                 "split": _SPLIT.value, "num_examples": _EXAMPLES.value,
                 "batch_size": _BATCH.value, "seed": _SEED.value}
@@ -120,15 +120,10 @@ def main(argv):
     _, entries = results_table.build_table(rows, _REFERENCE.value)
     print(table)
     if _OUTPUT.value:
-        os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)),
-                    exist_ok=True)
-        with open(_OUTPUT.value, "w", encoding="utf-8") as f:
-            f.write(table + "\n")
-        evaluate_lib.write_json(
-            os.path.splitext(_OUTPUT.value)[0] + ".json",
+        results_table.write_table(
+            _OUTPUT.value, table,
             {"settings": settings, "reference": _REFERENCE.value,
              "rows": [{**d, **e} for d, e in zip(details, entries)]})
-
 
 if __name__ == "__main__":
     app.run(lambda argv: run_cli(main, argv))

@@ -59,14 +59,8 @@ def main(argv):
                                                references.pop())
     print(text)
     if _OUTPUT.value:
-        os.makedirs(os.path.dirname(os.path.abspath(_OUTPUT.value)),
-                    exist_ok=True)
-        with open(_OUTPUT.value, "w", encoding="utf-8") as f:
-            f.write(text + "\n")
-        with open(os.path.splitext(_OUTPUT.value)[0] + ".json", "w",
-                  encoding="utf-8") as f:
-            json.dump({"inputs": paths, "rows": aggregated}, f, indent=1)
-
+        results_table.write_table(_OUTPUT.value, text,
+                                  {"inputs": paths, "rows": aggregated})
 
 if __name__ == "__main__":
     app.run(lambda argv: run_cli(main, argv))
