@@ -2,7 +2,7 @@
 
 The tests run train.py in subprocesses and compare with models trained in
 the test process: both use the kernels train.py chooses (oneDNN on x86,
-see train.py), so they compute the same way.
+see rmtl_tf/_startup.py), so they compute the same way.
 """
 
 import os
