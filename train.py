@@ -13,10 +13,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # oneDNN kernels on x86 unless TF_ENABLE_ONEDNN_OPTS is set: every
 # command-line tool does so when it imports rmtl_tf (rmtl_tf/_startup.py).
 
-from absl import app, logging  # pylint: disable=wrong-import-position
+from absl import flags, logging  # pylint: disable=wrong-import-position
 
-from rmtl_tf.cli import train_flags  # pylint: disable=wrong-import-position
-from rmtl_tf.cli.errors import run_cli  # pylint: disable=wrong-import-position
+from rmtl_tf.cli import errors, train_flags  # pylint: disable=wrong-import-position
+from rmtl_tf.data import datasets  # pylint: disable=wrong-import-position
+from rmtl_tf.models import parameter_counts  # pylint: disable=wrong-import-position
+from rmtl_tf.training import train_lib  # pylint: disable=wrong-import-position
 
 
 def main(argv):
@@ -25,18 +27,15 @@ def main(argv):
         raise ValueError(f"Unexpected arguments: {argv[1:]}. Flags are "
                          "--name=value (in a --flagfile, one per line).")
     config = train_flags.config_from_flags()
-    if train_flags.SUMMARY.value:
-        from rmtl_tf.data import datasets  # pylint: disable=import-outside-toplevel
-        from rmtl_tf.models import variants  # pylint: disable=import-outside-toplevel
-        architecture = config.architecture()
-        print(variants.summary_table(
-            architecture.pop("backbone"), list(config.tasks),
+    if flags.FLAGS.summary:
+        model_kwargs = config.model_kwargs()
+        print(parameter_counts.summary_table(
+            model_kwargs.pop("backbone"), list(config.tasks),
             datasets.dataset_info(config.dataset)["num_classes"],
-            **architecture))
+            **model_kwargs))
         return
-    from rmtl_tf.training import train_lib  # pylint: disable=import-outside-toplevel
     train_lib.train(config)
 
 
 if __name__ == "__main__":
-    app.run(lambda argv: run_cli(main, argv))
+    errors.run(train_flags.define_flags, main)

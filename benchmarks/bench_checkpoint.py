@@ -57,7 +57,7 @@ def _setup(settings, seed=0):
     model = train_lib.MultiTaskModel(
         tasks=["semseg"], image_size=config.image_size,
         num_classes=datasets.dataset_info("synthetic")["num_classes"],
-        **config.architecture())
+        **config.model_kwargs())
     model.set_trainable_tasks(["semseg"])
     task_model = model.task_model(["semseg"])
     optimizer = train_lib._optimizer(config, 1000)  # pylint: disable=protected-access

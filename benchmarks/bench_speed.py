@@ -80,6 +80,8 @@ def _keras_ops_ablation():
                 padding=[[0, 0], [ph, ph], [pw, pw], [0, 0]])
         return keras.ops.conv(inputs, kernel, strides=strides,
                               padding=padding, dilation_rate=dilation_rate)
+    # `bank_conv` lives in layers/conv_ops.py; ReparamConv2D looks it up as a
+    # global of reparam_conv2d at call time, so this replaces it there.
     reparam_conv2d.bank_conv = keras_conv
 
 

@@ -6,9 +6,9 @@ authors' exact layout (`rmtl_tf.data.standins`: synthetic scenes as NYUD_MT
 / PASCAL_MT), and record per stage the wall time and the peak resident
 memory of its process:
 
-  write     python -m rmtl_tf.data.standins (795 / 654 NYUD images at
+  write     python -m rmtl_tf.cli.standins (795 / 654 NYUD images at
             480x640; 4,998 / 5,105 PASCAL-Context-sized images)
-  prepare   python -m rmtl_tf.data.prepare (the TFDS builder)
+  prepare   python -m rmtl_tf.cli.prepare (the TFDS builder)
   train     python train.py --flagfile=configs/<config>.cfg: every task of
             the config for --train_steps steps at the paper's crop, RI on
             64 training images, then the end-of-training report over every
@@ -169,7 +169,7 @@ def rehearse(config, work_dir, train_steps, quick=False, counts=None,
     backbone = "resnet_tiny" if quick else "resnet18"
     bank_file = random_bank(os.path.join(base, "random_bank.npz"), backbone)
     py = sys.executable
-    write = [py, "-m", "rmtl_tf.data.standins", f"--dataset={config}",
+    write = [py, "-m", "rmtl_tf.cli.standins", f"--dataset={config}",
              f"--out={manual}", f"--num_train={counts['num_train']}",
              f"--num_val={counts['num_val']}"]
     if counts["size"]:
@@ -181,7 +181,7 @@ def rehearse(config, work_dir, train_steps, quick=False, counts=None,
                   f"--train_examples={counts['num_train']}", *extra]
     stages = [
         ("write", write),
-        ("prepare", [py, "-m", "rmtl_tf.data.prepare", f"--dataset={config}",
+        ("prepare", [py, "-m", "rmtl_tf.cli.prepare", f"--dataset={config}",
                      f"--manual_dir={manual}", f"--data_dir={tfds_dir}"]),
         ("train", [py, "train.py", *data_flags, f"--bank=npz:{bank_file}",
                    f"--train_steps={train_steps}",

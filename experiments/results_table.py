@@ -23,34 +23,37 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging  # pylint: disable=wrong-import-position
+from absl import flags, logging  # pylint: disable=wrong-import-position
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
 
-from rmtl_tf.cli.errors import run_cli  # pylint: disable=wrong-import-position
-from rmtl_tf.training.config import DATASETS  # pylint: disable=wrong-import-position
+from rmtl_tf.cli import errors, flag_groups  # pylint: disable=wrong-import-position
+from rmtl_tf.evaluation import evaluate_lib, results_table  # pylint: disable=wrong-import-position
 
-_ROW = flags.DEFINE_multi_string(
-    "row", [], "NAME=PATH[,PATH...]: a variant and its model directories "
-    "or results.json files. Repeat for each row, in table order.")
-_REFERENCE = flags.DEFINE_string(
-    "reference", None, "Name of the row dm is computed against (the "
-    "single-task networks).")
-_DATASET = flags.DEFINE_enum("dataset", "synthetic", list(DATASETS),
-                             "Dataset to evaluate on.")
-_DATA_DIR = flags.DEFINE_string("data_dir", None, "Dataset folder.")
-_SPLIT = flags.DEFINE_enum("split", "validation", ["validation", "test"],
-                           "Split to evaluate.")
-_EXAMPLES = flags.DEFINE_integer("eval_examples", 64, "Images evaluated.")
-_BATCH = flags.DEFINE_integer("batch_size", 8, "Evaluation batch size.")
-_SEED = flags.DEFINE_integer("seed", 0, "Seed of the synthetic split.")
-_REUSE = flags.DEFINE_bool(
-    "reuse", True, "Reuse a model's results.json when it was written with "
-    "the same dataset, split, examples and seed.")
-_OUTPUT = flags.DEFINE_string(
-    "output", None, "Also write the markdown table here (and the rows as "
-    "JSON beside it, same name with .json).")
+FLAGS = flags.FLAGS
+
+
+def define_flags(flag_values=FLAGS):
+    """The rows, and the evaluation settings every model is scored with
+    (the shared dataset and read flags, --split)."""
+    fv = flag_values
+    flags.DEFINE_multi_string(
+        "row", [], "NAME=PATH[,PATH...]: a variant and its model "
+        "directories or results.json files. Repeat for each row, in table "
+        "order.", flag_values=fv)
+    flags.DEFINE_string(
+        "reference", None, "Name of the row dm is computed against (the "
+        "single-task networks).", flag_values=fv)
+    flag_groups.define_dataset_flags(fv)
+    flag_groups.define_eval_split_flag(fv)
+    flag_groups.define_read_flags(fv)
+    flags.DEFINE_bool(
+        "reuse", True, "Reuse a model's results.json when it was written "
+        "with the same dataset, split, examples and seed.", flag_values=fv)
+    flags.DEFINE_string(
+        "output", None, "Also write the markdown table here (and the rows "
+        "as JSON beside it, same name with .json).", flag_values=fv)
 
 
 def parse_row(text):
@@ -71,7 +74,6 @@ def _load_json(path):
 
 def results_of(path, settings, log=print):
     """The evaluation results of a model directory or results file."""
-    from rmtl_tf.evaluation import evaluate_lib  # pylint: disable=import-outside-toplevel
     if path.endswith(".json"):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"No results file {path!r}.")
@@ -81,7 +83,7 @@ def results_of(path, settings, log=print):
                                 f"{path!r}.")
     output_dir = os.path.join(path, f"eval_{settings['split']}")
     stored = os.path.join(output_dir, "results.json")
-    if _REUSE.value and os.path.isfile(stored):
+    if FLAGS.reuse and os.path.isfile(stored):
         data = _load_json(stored)
         if all(data.get(k) == settings[k]
                for k in ("dataset", "split", "num_examples", "seed")):
@@ -99,14 +101,13 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     if len(argv) > 1:
         raise ValueError(f"Unexpected arguments: {argv[1:]}")
-    if not _ROW.value:
+    if not FLAGS.row:
         raise ValueError("Give at least one --row=NAME=PATH[,PATH...].")
-    from rmtl_tf.evaluation import results_table  # pylint: disable=import-outside-toplevel
-    settings = {"dataset": _DATASET.value, "data_dir": _DATA_DIR.value,
-                "split": _SPLIT.value, "num_examples": _EXAMPLES.value,
-                "batch_size": _BATCH.value, "seed": _SEED.value}
+    settings = {"dataset": FLAGS.dataset, "data_dir": FLAGS.data_dir,
+                "split": FLAGS.split, "num_examples": FLAGS.eval_examples,
+                "batch_size": FLAGS.batch_size, "seed": FLAGS.seed}
     rows, details = [], []
-    for text in _ROW.value:
+    for text in FLAGS.row:
         name, paths = parse_row(text)
         parts = []
         for path in paths:
@@ -116,14 +117,15 @@ def main(argv):
                           "source": path})
         rows.append((name, results_table.merge_rows(parts)))
         details.append({"name": name, "paths": paths})
-    table = results_table.format_markdown(rows, _REFERENCE.value)
-    _, entries = results_table.build_table(rows, _REFERENCE.value)
+    table = results_table.format_markdown(rows, FLAGS.reference)
+    _, entries = results_table.build_table(rows, FLAGS.reference)
     print(table)
-    if _OUTPUT.value:
+    if FLAGS.output:
         results_table.write_table(
-            _OUTPUT.value, table,
-            {"settings": settings, "reference": _REFERENCE.value,
+            FLAGS.output, table,
+            {"settings": settings, "reference": FLAGS.reference,
              "rows": [{**d, **e} for d, e in zip(details, entries)]})
 
+
 if __name__ == "__main__":
-    app.run(lambda argv: run_cli(main, argv))
+    errors.run(define_flags, main)

@@ -21,7 +21,7 @@ with _quiet():  # A command-line tool: TensorFlow's C++ notices hidden.
                                               import_state_dict)
     from rmtl_tf.tasks.registry import TASKS, TaskSpec, get_task
 
-__version__ = "0.1.0"
+from rmtl_tf._version import __version__  # pylint: disable=wrong-import-position
 
 __all__ = [
     "ReparamConv2D", "ResizeLike", "MultiTaskModel", "build_model",

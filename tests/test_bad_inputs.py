@@ -284,6 +284,7 @@ def test_bad_flag_value(case):
     from absl import flags  # pylint: disable=import-outside-toplevel
     from rmtl_tf.cli import train_flags  # pylint: disable=import-outside-toplevel
     flag, needle = FLAG_CASES[case]
+    train_flags.define_flags(flags.FLAGS)
     flags.FLAGS(["train.py", "--model_dir=unused", "--tasks=semseg", flag])
     try:
         with pytest.raises(ValueError, match=needle.replace("(", r"\(")
@@ -328,7 +329,7 @@ def _restore(ckpt_dir):
     model = train_lib.MultiTaskModel(
         tasks=["semseg"], image_size=(32, 32),
         num_classes=datasets.dataset_info("synthetic")["num_classes"],
-        **config.architecture())
+        **config.model_kwargs())
     optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
     optimizer.build(model.trainable_variables)
     return checkpoint.restore(str(ckpt_dir), model, optimizer)

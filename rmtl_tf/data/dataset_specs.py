@@ -44,6 +44,14 @@ class DatasetSpec:
         """The folder the archive extracts to (`NYUD_MT`, `PASCAL_MT`)."""
         return self.archive[:-len(".zip")] if self.archive else None
 
+    def check_tasks(self, tasks):
+        """Raises when this dataset has no labels for one of `tasks`."""
+        for task in tasks:
+            if task not in self.tasks:
+                raise ValueError(f"The {self.name} dataset has no labels for "
+                                 f"task {task!r}. Available: "
+                                 f"{list(self.tasks)}.")
+
 
 SPECS = {
     spec.name: spec
@@ -80,8 +88,4 @@ def get_spec(name):
 
 def check_tasks(name, tasks):
     """Raises when dataset `name` has no labels for one of `tasks`."""
-    spec = get_spec(name)
-    for task in tasks:
-        if task not in spec.tasks:
-            raise ValueError(f"The {name} dataset has no labels for task "
-                             f"{task!r}. Available: {list(spec.tasks)}.")
+    get_spec(name).check_tasks(tasks)

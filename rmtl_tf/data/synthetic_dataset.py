@@ -6,16 +6,11 @@ split draws from its own seed range, so no scene is in two splits.
 
 import tensorflow as tf
 
-from rmtl_tf.data import input_pipeline, synthetic_scenes
+from rmtl_tf.data import dataset_specs, input_pipeline, synthetic_scenes
 
+SPEC = dataset_specs.get_spec("synthetic")
 SPLIT_SEED_OFFSETS = {"train": 0, "validation": 1_000_000,
                       "test": 2_000_000, "pretrain": 3_000_000}
-TASKS = ("semseg", "depth", "normals", "edge", "saliency")
-
-
-def dataset_info():
-    return {"num_classes": {"semseg": synthetic_scenes.NUM_CLASSES},
-            "class_names": synthetic_scenes.CLASS_NAMES}
 
 
 def scene_seeds(split, num_examples, seed=0):
@@ -50,11 +45,8 @@ def synthetic_dataset(split, num_examples, image_size, batch_size, seed=0,
     augmentation (random scale, crop, flip). `start_batch`: the first
     batch to yield (a resumed run's step; see `input_pipeline.build`).
     """
-    tasks = list(TASKS if tasks is None else tasks)
-    for task in tasks:
-        if task not in TASKS:
-            raise ValueError(f"The synthetic dataset has no labels for task "
-                             f"{task!r}. Available: {list(TASKS)}.")
+    tasks = list(SPEC.tasks if tasks is None else tasks)
+    SPEC.check_tasks(tasks)
     training = split in ("train", "pretrain")
     shuffle = training if shuffle is None else shuffle
     repeat = training if repeat is None else repeat

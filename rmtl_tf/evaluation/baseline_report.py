@@ -13,7 +13,6 @@ to have learned anything.
 
 import numpy as np
 
-from rmtl_tf.data import datasets
 from rmtl_tf.evaluation import evaluate_lib, predictors
 from rmtl_tf.metrics import task_metrics
 from rmtl_tf.tasks import registry
@@ -94,12 +93,12 @@ class TrivialBaseline:
                                     "trivial baseline", any_size=True)
 
 
-def evaluate_with_baselines(model, dataset, image_size, num_examples,
-                            batch_size, seed=0, data_dir=None,
-                            num_classes=None):
+def evaluate_with_baselines(model, data, image_size, num_examples,
+                            batch_size, seed=0):
     """Every task of `model` and its trivial baseline on the validation
     split (full resolution, padded to at least `image_size`, the training
-    crop: the authors pad to theirs, NYUD 425x560, PASCAL 512x512).
+    crop: the authors pad to theirs, NYUD 425x560, PASCAL 512x512) of
+    `data`, the resolved dataset (`datasets.resolve`).
 
     Returns {task: {"metric", "model", "baseline", "lower_is_better"}}: the
     headline metric (`task_metrics.HEADLINE`) of each.
@@ -108,11 +107,10 @@ def evaluate_with_baselines(model, dataset, image_size, num_examples,
     size = tuple(image_size)
 
     def split(name):
-        return datasets.load_split(dataset, name, tasks, size, batch_size,
-                                   num_examples, seed=seed, data_dir=data_dir,
-                                   full_resolution=True)
+        return data.split(name, tasks, size, batch_size, num_examples,
+                          seed=seed, full_resolution=True)
 
-    baseline = TrivialBaseline(tasks, num_classes)
+    baseline = TrivialBaseline(tasks, data.num_classes)
     for _, labels in split("train"):
         baseline.update({t: labels[t].numpy() for t in tasks})
     scored = {}
@@ -120,7 +118,8 @@ def evaluate_with_baselines(model, dataset, image_size, num_examples,
             ("model", predictors.model_predictor(model)),
             ("baseline", baseline.predictor())):
         scored[name] = evaluate_lib.evaluate(
-            predictor, split("validation"), tasks, dataset, num_classes,
+            predictor, split("validation"), tasks, data.name,
+            data.num_classes,
             progress=False)["headline"]
     results = {}
     for task in tasks:

@@ -11,7 +11,6 @@ headline metrics beside trivial baselines) is `baseline_report`.
 """
 
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -19,10 +18,13 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-from rmtl_tf.data import dataset_specs, datasets
+from rmtl_tf import atomic_files
+from rmtl_tf.data import datasets
 from rmtl_tf.data.transforms import crop_offsets
 from rmtl_tf.evaluation import predictors, results_table
 from rmtl_tf.metrics import multitask_score, task_metrics
+from rmtl_tf.tasks import registry
+from rmtl_tf.visualization import image_summaries, pr_curve_plot
 
 
 @dataclasses.dataclass
@@ -31,8 +33,9 @@ class EvalConfig:
 
     Exactly one of `model_dir`, `saved_model`, `tflite`. `image_size`:
     the size images are padded to at least (None: the authors' for the
-    dataset, else the model's or export's input size). `tasks` empty: all
-    of the model's. `references`: single-task results.json files for dm.
+    dataset, else the model's or export's input size). `tasks` None: all
+    of the model's (an empty sequence is refused). `references`: single-task results.json
+    files for dm.
     """
 
     output_dir: str
@@ -40,7 +43,7 @@ class EvalConfig:
     saved_model: Optional[str] = None
     tflite: Optional[str] = None
     signature: Optional[str] = None
-    tasks: Sequence[str] = ()
+    tasks: Optional[Sequence[str]] = None
     dataset: str = "synthetic"
     data_dir: Optional[str] = None
     split: str = "validation"
@@ -54,6 +57,11 @@ class EvalConfig:
     image_summaries: bool = True
 
     def __post_init__(self):
+        self.tasks = registry.parse_tasks(self.tasks)
+        if self.tasks == ():
+            raise ValueError("--tasks must name at least one task, or be left"
+                             " out for every task of the model. Received: "
+                             "tasks=()")
         for field in ("batch_size", "num_examples"):
             if getattr(self, field) <= 0:
                 raise ValueError(f"--{field} must be > 0. Received: "
@@ -69,12 +77,12 @@ class EvalConfig:
                                  f"image_size={self.image_size}")
 
 
-def _pad_size(config, predictor):
+def _pad_size(config, predictor, source):
     """The size images are padded to at least (never cropped): --image_size,
     else the authors' for the dataset (`DatasetSpec.eval_size`), else the
     model's or export's input size."""
     size = (config.image_size
-            or dataset_specs.get_spec(config.dataset).eval_size
+            or source.eval_size
             or predictor.image_size)
     if size is None:
         raise ValueError(f"{predictor.path!r} accepts any image size: pass "
@@ -89,16 +97,16 @@ def run_evaluation(config, log=print):
 
     Returns the results dict plus "table" (markdown) and "json" (its path).
     """
-    datasets.check_available(config.dataset, config.data_dir)
+    source = datasets.resolve(config.dataset, config.data_dir)
     predictor = predictors.make_predictor(
         config.model_dir, config.saved_model, config.tflite,
-        list(config.tasks), config.signature)
-    size = _pad_size(config, predictor)
+        None if config.tasks is None else list(config.tasks),
+        config.signature)
+    size = _pad_size(config, predictor, source)
     tasks = predictor.tasks
-    data = datasets.load_split(config.dataset, config.split, tasks, size,
-                               config.batch_size, config.num_examples,
-                               seed=config.seed, data_dir=config.data_dir,
-                               full_resolution=True)
+    data = source.split(config.split, tasks, size, config.batch_size,
+                        config.num_examples, seed=config.seed,
+                        full_resolution=True)
     writer = None
     if config.image_summaries:
         import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -110,8 +118,7 @@ def run_evaluation(config, log=print):
         f"resolution, padded to at least {size[0]}x{size[1]}); tasks "
         f"{tasks}.")
     results = evaluate(
-        predictor, data, tasks, config.dataset,
-        datasets.dataset_info(config.dataset)["num_classes"],
+        predictor, data, tasks, config.dataset, source.num_classes,
         config.edge_max_dist,
         num_batches=-(-config.num_examples // config.batch_size),
         summary_writer=writer)
@@ -198,9 +205,8 @@ def evaluate(predictor, dataset, tasks=None, dataset_name="synthetic",
             metrics[task].update(truth, out[task])
             timing[task] += time.time() - tic
         if i == 0 and summary_writer is not None:
-            from rmtl_tf.visualization.image_summaries import write_task_images  # pylint: disable=import-outside-toplevel
             first = np.asarray(labels[tasks[0]]) if tasks else images
-            write_task_images(
+            image_summaries.write_task_images(
                 summary_writer, 0,
                 crop_to_labels(images[:max_images], first.shape[1:3]),
                 {t: np.asarray(labels[t])[:max_images] for t in tasks},
@@ -264,7 +270,6 @@ def write_pr_curves(task_results, output_dir, label=None,
     """PR-curve PNGs of the edge and saliency results in `output_dir`
     (`pr_<task>.png`), also written to `summary_writer` if given. Returns
     the paths."""
-    from rmtl_tf.visualization import pr_curve_plot  # pylint: disable=import-outside-toplevel
     paths = {}
     for task in ("edge", "saliency"):
         if task not in task_results:
@@ -285,9 +290,4 @@ def write_pr_curves(task_results, output_dir, label=None,
 
 def write_json(path, data):
     """Writes `data` as indented JSON (atomically: temp file, rename)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
-    return path
+    return atomic_files.write_json(path, data, indent=1)

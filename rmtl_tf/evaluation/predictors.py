@@ -18,6 +18,11 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from rmtl_tf.export.runners import SavedModelRunner, TFLiteRunner
+from rmtl_tf.export.signatures import INPUT_NAME
+from rmtl_tf.models.model_dir import load_model
+from rmtl_tf.models.multitask_model import predictions, with_image_size
+
 DEFAULT_SIGNATURE = "serving_default"
 
 
@@ -71,7 +76,6 @@ def model_predictor(model, tasks=None, path="model"):
     built for one input size is rebuilt once for any size
     (`multitask_model.with_image_size`, same weights) when an image of
     another size comes."""
-    from rmtl_tf.models.multitask_model import predictions, with_image_size  # pylint: disable=import-outside-toplevel
     tasks = _select_tasks(model.tasks, tasks, f"the model in {path!r}")
     size = tuple(model.image_size)
     built = {"own": model.task_model(tasks), "any": None}
@@ -99,7 +103,6 @@ def model_predictor(model, tasks=None, path="model"):
 
 def keras_predictor(model_dir, tasks=None):
     """The model in `model_dir/model.keras` (as train.py saves it)."""
-    from rmtl_tf.training.train_lib import load_model  # pylint: disable=import-outside-toplevel
     if not model_dir or not os.path.isdir(model_dir):
         raise FileNotFoundError(f"The model directory does not exist: "
                                 f"model_dir={model_dir!r}.")
@@ -132,8 +135,6 @@ def _run_in_chunks(run, images, batch):
 
 def saved_model_predictor(path, tasks=None, signature=None):
     """An exported SavedModel directory (see `rmtl_tf.export`)."""
-    from rmtl_tf.export.export_lib import INPUT_NAME  # pylint: disable=import-outside-toplevel
-    from rmtl_tf.export.runners import SavedModelRunner  # pylint: disable=import-outside-toplevel
     if not os.path.isfile(os.path.join(path or "", "saved_model.pb")):
         raise FileNotFoundError(f"No SavedModel at {path!r} (expected "
                                 "saved_model.pb inside).")
@@ -146,8 +147,6 @@ def saved_model_predictor(path, tasks=None, signature=None):
 
 def tflite_predictor(path, tasks=None, signature=None, num_threads=None):
     """An exported `.tflite` file (LiteRT interpreter)."""
-    from rmtl_tf.export.export_lib import INPUT_NAME  # pylint: disable=import-outside-toplevel
-    from rmtl_tf.export.runners import TFLiteRunner  # pylint: disable=import-outside-toplevel
     if not path or not os.path.isfile(path):
         raise FileNotFoundError(f"No TFLite file at {path!r}.")
     runner = TFLiteRunner(path, num_threads=num_threads)

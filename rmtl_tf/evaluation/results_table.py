@@ -5,9 +5,9 @@ mIoU, maxF and ODS F are shown in %, as the papers print them; normals in
 degrees; depth RMSE in metres.
 """
 
-import json
 import os
 
+from rmtl_tf import atomic_files
 from rmtl_tf.metrics.multitask_score import delta_m
 from rmtl_tf.metrics.task_metrics import headline
 
@@ -222,9 +222,6 @@ def format_seeds_markdown(aggregated, reference=None):
 def write_table(path, markdown, data):
     """Writes `markdown` to `path` and `data` as JSON beside it (same name,
     .json); each file atomically (temp file, rename)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    for target, text in ((path, markdown + "\n"), (
-            os.path.splitext(path)[0] + ".json", json.dumps(data, indent=1))):
-        with open(target + ".tmp", "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(target + ".tmp", target)
+    atomic_files.write_text(path, markdown + "\n")
+    atomic_files.write_json(os.path.splitext(path)[0] + ".json", data,
+                            indent=1)

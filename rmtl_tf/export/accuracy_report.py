@@ -13,12 +13,14 @@ import os
 
 import numpy as np
 
+from rmtl_tf.data import datasets
+from rmtl_tf.export import runners as runners_lib
+from rmtl_tf.metrics import simple_metrics
 from rmtl_tf.tasks import registry
 
 
 def _interpreter(path, num_threads=None):
-    from rmtl_tf.export.runners import litert  # pylint: disable=import-outside-toplevel
-    interpreter, _ = litert()
+    interpreter, _ = runners_lib.litert()
     return interpreter(model_path=path, num_threads=num_threads)
 
 
@@ -34,8 +36,7 @@ def predict_split(path, tasks, batches, num_threads=None):
 
 
 def _score(task, predictions, batches, num_classes):
-    from rmtl_tf.metrics.simple_metrics import make_metric  # pylint: disable=import-outside-toplevel
-    metric = make_metric(task, num_classes)
+    metric = simple_metrics.make_metric(task, num_classes)
     for prediction, (_, labels) in zip(predictions, batches):
         metric.update(labels[task], prediction)
     return float(metric.result())
@@ -45,7 +46,6 @@ def load_batches(tasks, image_size, num_examples=32, batch_size=4,
                  dataset="synthetic", split="validation", seed=0,
                  data_dir=None):
     """[(images, {task: labels})] as numpy, from `rmtl_tf.data`."""
-    from rmtl_tf.data import datasets  # pylint: disable=import-outside-toplevel
     ds = datasets.load_split(dataset, split, list(tasks), tuple(image_size),
                              batch_size, num_examples, seed=seed,
                              data_dir=data_dir)

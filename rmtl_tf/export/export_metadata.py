@@ -23,9 +23,10 @@ import re
 
 import tensorflow as tf
 
-import rmtl_tf
+from rmtl_tf._version import __version__
 from rmtl_tf.export import fingerprint
 from rmtl_tf.export import signatures as signatures_lib
+from rmtl_tf.models.multitask_model import MultiTaskModel
 
 FORMAT = "rmtl_export"
 SAVED_MODEL_ATTRIBUTE = "rmtl_metadata"
@@ -71,7 +72,7 @@ def build(model, model_name, version, kind, image_size, model_base=None,
     height, width = (-1 if s is None else int(s) for s in image_size)
     metadata = {
         "format": FORMAT,
-        "rmtl_tf_version": rmtl_tf.__version__,
+        "rmtl_tf_version": __version__,
         "model_name": model_name,
         "version": version,
         "kind": kind,
@@ -82,8 +83,8 @@ def build(model, model_name, version, kind, image_size, model_base=None,
                   "pixels": "RGB in [0, 255]"},
         "bank_fingerprint": bank_fingerprint,
         "task_fingerprints": task_fingerprints,
-        "architecture": (model.get_config() if hasattr(model, "tasks")
-                         else None),
+        "architecture": (model.get_config()
+                         if isinstance(model, MultiTaskModel) else None),
         "previous_version": (_previous(model_base, model_name, version,
                                        bank_fingerprint, task_fingerprints)
                              if model_base else None),

@@ -20,6 +20,9 @@ import hashlib
 
 import numpy as np
 
+from rmtl_tf.layers.adapter_conv2d import AdapterConv2D
+from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
+
 # Digits shown in messages; the full hex digest is what is stored.
 SHORT = 12
 
@@ -37,7 +40,7 @@ def _hash(named_arrays):
 
 def _is_bank_layer(layer):
     """A layer with a frozen bank and per-task parts."""
-    return hasattr(layer, "bank") and hasattr(layer, "task_variables")
+    return isinstance(layer, (ReparamConv2D, AdapterConv2D))
 
 
 def bank_layers(model):

@@ -17,6 +17,7 @@ architecture, within float rounding (the sums are reassociated).
 import keras
 import numpy as np
 
+from rmtl_tf.layers.adapter_conv2d import AdapterConv2D
 from rmtl_tf.layers.atrous_conv2d import AtrousConv2D
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
 from rmtl_tf.models.layer_factory import conv2d_layer
@@ -70,7 +71,7 @@ class _Folder:
         self.clones = []    # (new layer, original): weights to copy
 
     def clone(self, layer):
-        if hasattr(layer, "bank") and not isinstance(layer, ReparamConv2D):
+        if isinstance(layer, AdapterConv2D):
             raise ValueError(
                 f"Cannot fold layer {layer.name!r} ({type(layer).__name__}): "
                 "folding supports the 'rc' architecture (ReparamConv2D) and "

@@ -26,6 +26,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from rmtl_tf.data import datasets
+
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
 # Calibration images per signature when none are given.
 DEFAULT_CALIBRATION_EXAMPLES = 32
@@ -44,7 +46,6 @@ def calibration_images(image_size, num_examples=DEFAULT_CALIBRATION_EXAMPLES,
     """float32 images `[n, H, W, 3]` of `dataset`'s `split` for int8
     calibration (the training split: the accuracy report scores on
     another one)."""
-    from rmtl_tf.data import datasets  # pylint: disable=import-outside-toplevel
     if any(s is None for s in image_size):
         raise ValueError("Calibration needs a fixed image size. Received: "
                          f"image_size={tuple(image_size)}")
@@ -53,23 +54,6 @@ def calibration_images(image_size, num_examples=DEFAULT_CALIBRATION_EXAMPLES,
                              seed=seed, data_dir=data_dir)
     return np.concatenate([np.asarray(images) for images, _ in ds])[
         :num_examples]
-
-
-def training_data(model_dir):
-    """(dataset, data_dir) the model in `model_dir` was trained on, from
-    its `summary.json` (the first task's settings); ("synthetic", None)
-    when there is none."""
-    import json  # pylint: disable=import-outside-toplevel
-    import os  # pylint: disable=import-outside-toplevel
-    path = os.path.join(model_dir or "", "summary.json")
-    if not os.path.isfile(path):
-        return "synthetic", None
-    with open(path, encoding="utf-8") as f:
-        tasks = json.load(f).get("tasks", {})
-    for stats in tasks.values():
-        config = stats.get("config", {})
-        return config.get("dataset", "synthetic"), config.get("data_dir")
-    return "synthetic", None
 
 
 def representative_dataset(signature_keys, images):

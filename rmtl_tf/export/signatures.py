@@ -20,7 +20,7 @@ float"), and the clients in `serving_client` check it before sending.
 
 import tensorflow as tf
 
-from rmtl_tf.models.multitask_model import predictions
+from rmtl_tf.models.multitask_model import MultiTaskModel, predictions
 
 DEFAULT_SIGNATURE = "serving_default"
 INPUT_NAME = "image"
@@ -31,7 +31,7 @@ MIN_IMAGE_SIZE = 32
 def served_tasks(model):
     """The tasks `model` predicts: a `MultiTaskModel`'s, or the keys of a
     functional model's dict output (a folded single-task network)."""
-    if hasattr(model, "tasks"):
+    if isinstance(model, MultiTaskModel):
         return list(model.tasks)
     if isinstance(model.output, dict):
         return list(model.output)
@@ -41,7 +41,7 @@ def served_tasks(model):
 
 def model_image_size(model):
     """(height, width) of `model`'s input; None where any size runs."""
-    if hasattr(model, "image_size"):
+    if isinstance(model, MultiTaskModel):
         return tuple(model.image_size)
     return tuple(model.input.shape[1:3])
 
@@ -92,7 +92,7 @@ def serving_fn(model, tasks, image_size):
     """
     tasks = list(tasks)
     runner = model
-    if hasattr(model, "task_model") and tasks != list(model.tasks):
+    if isinstance(model, MultiTaskModel) and tasks != list(model.tasks):
         runner = model.task_model(tasks)
 
     def serve(image):

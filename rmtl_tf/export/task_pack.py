@@ -21,12 +21,12 @@ other = install_pack(other, "depth.npz")      # other + depth, same bank
 
 import dataclasses
 import json
-import os
 
 import numpy as np
 
 from rmtl_tf.export import fingerprint
-from rmtl_tf.models import bank as bank_lib
+from rmtl_tf.models import multitask_model
+from rmtl_tf.models import npz_file
 
 FORMAT = "rmtl_task_pack"
 FORMAT_VERSION = 1
@@ -89,13 +89,13 @@ def save_pack(model, task, path):
     arrays = dict(pack.weights)
     arrays[METADATA_KEY] = np.frombuffer(
         json.dumps(metadata, sort_keys=True).encode(), np.uint8)
-    bank_lib.atomic_save_npz(path, arrays)
+    npz_file.atomic_save_npz(path, arrays)
     return path
 
 
 def load_pack(path):
     """Reads a pack written by `save_pack`."""
-    data = bank_lib.load_npz(path, what="Task pack")
+    data = npz_file.load_npz(path, what="Task pack")
     if METADATA_KEY not in data:
         raise ValueError(f"{path!r} is not an rmtl_tf task pack (no "
                          f"{METADATA_KEY}).")
@@ -138,7 +138,6 @@ def install_pack(model, pack, overwrite=False):
     one; with `overwrite=True` an existing task's weights are replaced in
     place. `pack` is a `TaskPack` or a path.
     """
-    from rmtl_tf.models.multitask_model import add_task  # pylint: disable=import-outside-toplevel
     if not isinstance(pack, TaskPack):
         pack = load_pack(pack)
     _check_compatible(model, pack)
@@ -149,7 +148,8 @@ def install_pack(model, pack, overwrite=False):
                 "overwrite=True to replace its weights with the pack's.")
         target = model
     else:
-        target = add_task(model, pack.task, num_classes=pack.num_classes)
+        target = multitask_model.add_task(model, pack.task,
+                                          num_classes=pack.num_classes)
     variables = fingerprint.task_variables_by_key(target, pack.task)
     missing = sorted(set(variables) - set(pack.weights))
     unexpected = sorted(set(pack.weights) - set(variables))

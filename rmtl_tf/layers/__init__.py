@@ -1,3 +1,4 @@
+from rmtl_tf.layers.adapter_conv2d import AdapterConv2D
 from rmtl_tf.layers.atrous_conv2d import AtrousConv2D
 from rmtl_tf.layers.fused_batch_norm import FusedBatchNormalization
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D

@@ -3,7 +3,9 @@
 import keras
 from keras import ops
 
-from rmtl_tf.layers import reparam_conv2d
+from rmtl_tf.layers import task_state
+from rmtl_tf.layers.conv_ops import bank_conv, bank_conv_output_shape
+from rmtl_tf.layers.conv_ops import normalize_padding, normalize_tuple
 
 ADAPTER_MODES = ("series", "parallel")
 
@@ -55,12 +57,10 @@ class AdapterConv2D(keras.layers.Layer):
             raise ValueError("`filters` must be a positive int. "
                              f"Received: filters={filters}")
         self.filters = filters
-        self.kernel_size = reparam_conv2d._normalize_tuple(  # pylint: disable=protected-access
-            kernel_size, "kernel_size")
-        self.strides = reparam_conv2d._normalize_tuple(strides, "strides")  # pylint: disable=protected-access
-        self.padding = reparam_conv2d._normalize_padding(padding)  # pylint: disable=protected-access
-        self.dilation_rate = reparam_conv2d._normalize_tuple(  # pylint: disable=protected-access
-            dilation_rate, "dilation_rate")
+        self.kernel_size = normalize_tuple(kernel_size, "kernel_size")
+        self.strides = normalize_tuple(strides, "strides")
+        self.padding = normalize_padding(padding)
+        self.dilation_rate = normalize_tuple(dilation_rate, "dilation_rate")
         self.mode = mode
         self.bn_momentum = float(bn_momentum)
         self.bn_epsilon = float(bn_epsilon)
@@ -68,7 +68,7 @@ class AdapterConv2D(keras.layers.Layer):
         self.tasks = []
         self.adapters = {}
         for task in tasks:
-            self._check_new_task(task)
+            task_state.check_new_task(self, task)
             self.tasks.append(task)
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
@@ -83,18 +83,6 @@ class AdapterConv2D(keras.layers.Layer):
             initializer=self.bank_initializer, trainable=False)
         for task in self.tasks:
             self._create_adapter(task)
-
-    def _check_new_task(self, task):
-        reparam_conv2d.validate_task_name(task)
-        if task in self.tasks:
-            raise ValueError(
-                f"Task {task!r} already exists in layer {self.name!r}; its "
-                f"tasks are {self.tasks}. Task names must be unique.")
-
-    def _check_task(self, task):
-        if task not in self.tasks:
-            raise ValueError(f"Unknown task {task!r} for layer "
-                             f"{self.name!r}. Expected one of {self.tasks}.")
 
     def _create_adapter(self, task):
         c_in = self.filters if self.mode == "series" else self.in_channels
@@ -113,25 +101,20 @@ class AdapterConv2D(keras.layers.Layer):
 
     def add_task(self, task):
         """Adds a zero-initialized adapter: the task starts as the bank."""
-        self._check_new_task(task)
+        task_state.check_new_task(self, task)
         self.tasks.append(task)
         if self.built:
-            locked = self._tracker.locked
-            self._tracker.unlock()
-            try:
+            with task_state.unlocked_tracker(self):
                 self._create_adapter(task)
-            finally:
-                if locked:
-                    self._tracker.lock()
 
     def task_variables(self, task):
         """The variables owned by `task` in this layer."""
-        self._check_task(task)
+        task_state.check_task(self, task)
         return list(self.adapters[task].values())
 
     def task_statistics(self, task):
         """`task`'s moving statistics: variables that never train."""
-        self._check_task(task)
+        task_state.check_task(self, task)
         adapter = self.adapters[task]
         return [adapter[k] for k in ("moving_mean", "moving_variance")
                 if k in adapter]
@@ -140,11 +123,10 @@ class AdapterConv2D(keras.layers.Layer):
         if task is None:
             raise ValueError(f"Layer {self.name!r} needs the task by keyword."
                              f" Known tasks: {self.tasks}")
-        self._check_task(task)
+        task_state.check_task(self, task)
         adapter = self.adapters[task]
-        z = reparam_conv2d.bank_conv(
-            inputs, ops.cast(self.bank, inputs.dtype), self.strides,
-            self.padding, self.dilation_rate)
+        z = bank_conv(inputs, ops.cast(self.bank, inputs.dtype), self.strides,
+                      self.padding, self.dilation_rate)
         kernel = ops.cast(adapter["kernel"], inputs.dtype)
         if self.mode == "parallel":
             return z + self._parallel(inputs, kernel, z)
@@ -186,7 +168,7 @@ class AdapterConv2D(keras.layers.Layer):
             epsilon=self.bn_epsilon)
 
     def compute_output_shape(self, input_shape):
-        return reparam_conv2d.bank_conv_output_shape(
+        return bank_conv_output_shape(
             input_shape, self.filters, self.kernel_size, self.strides,
             self.padding, self.dilation_rate)
 
@@ -204,7 +186,7 @@ class AdapterConv2D(keras.layers.Layer):
         return config
 
     def save_own_variables(self, store):
-        reparam_conv2d.save_bank_and_tasks(self, store)
+        task_state.save_bank_and_tasks(self, store)
 
     def load_own_variables(self, store):
-        reparam_conv2d.load_bank_and_tasks(self, store)
+        task_state.load_bank_and_tasks(self, store)

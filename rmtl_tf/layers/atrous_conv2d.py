@@ -2,7 +2,7 @@
 
 import keras
 
-from rmtl_tf.layers.reparam_conv2d import bank_conv
+from rmtl_tf.layers.conv_ops import bank_conv
 
 
 @keras.saving.register_keras_serializable(package="rmtl_tf")

@@ -11,6 +11,8 @@ package (`task_metrics.make_task_metric`).
 
 import numpy as np
 
+from rmtl_tf.tasks import registry
+
 IGNORE_LABEL = 255
 
 
@@ -116,8 +118,6 @@ class BinaryScore:
 
 def make_metric(task, num_classes=None):
     """The simple metric of `task` (see the registry's `metric` field)."""
-    from rmtl_tf.tasks import registry  # pylint: disable=import-outside-toplevel
-
     name = registry.get_task(task).metric
     if name == "miou":
         return MeanIoU(registry.output_channels(task, num_classes))

@@ -8,16 +8,14 @@ kernels become the frozen banks; BatchNorm and shortcut weights initialize
 every task's own copies. Loaders are pluggable through `BANK_LOADERS`.
 """
 
-import os
-import tempfile
-import zipfile
-
 import keras
-import numpy as np
 
-from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
-from rmtl_tf.models.layer_factory import LayerFactory
-from rmtl_tf.models.resnet_backbone import resnet_features
+from rmtl_tf.models import imagenet_bank, keras_hub_bank, torch_state
+from rmtl_tf.models.layer_factory import (BANK_LAYER_TYPES, LayerFactory,
+                                          task_layer_name)
+from rmtl_tf.models.npz_file import atomic_save_npz, load_npz
+from rmtl_tf.models.resnet_backbone import input_normalization, resnet_features
+from rmtl_tf.models.variants import PLAIN
 
 BN_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
 
@@ -28,16 +26,10 @@ def build_plain_backbone(backbone, width_multiplier=1.0, image_size=None):
     Returns a functional model from float pixels in [0, 255] to the feature
     dict {"P2", "P5"}.
     """
-    import keras  # pylint: disable=import-outside-toplevel
-    from rmtl_tf.models import multitask_model  # pylint: disable=import-outside-toplevel
-
     height, width = image_size or (None, None)
     image = keras.Input((height, width, 3), name="image")
-    x = keras.layers.Normalization(
-        mean=multitask_model.IMAGENET_MEAN,
-        variance=[s**2 for s in multitask_model.IMAGENET_STD],
-        name="normalize")(image)
-    factory = LayerFactory("plain", tasks=())
+    x = input_normalization()(image)
+    factory = LayerFactory(PLAIN, tasks=())
     features = resnet_features(factory, x, None, backbone, width_multiplier)
     return keras.Model(image, features, name=f"{backbone}_plain")
 
@@ -59,56 +51,15 @@ def save_bank(path, weights):
     atomic_save_npz(path, weights)
 
 
-def atomic_save_npz(path, arrays):
-    """`np.savez(path, **arrays)` through a temporary file and a rename, so
-    `path` never holds half a file."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def load_npz(path, what="Bank weights"):
-    """The arrays of an `.npz` file: plain arrays only (a pickled object is
-    refused, since unpickling runs code), a missing or damaged file an error
-    naming it."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} file not found: {path!r}")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except ValueError as e:
-        if "pickle" in str(e):
-            raise ValueError(
-                f"{what} file {path!r} holds pickled objects: expected plain "
-                "arrays only (pickles are refused, unpickling runs code).") \
-                from e
-        raise ValueError(f"{what} file {path!r} is damaged: {e}") from e
-    except (zipfile.BadZipFile, EOFError, OSError) as e:
-        raise ValueError(
-            f"{what} file {path!r} is damaged or truncated, not a complete "
-            f".npz ({type(e).__name__}: {e}). Delete it to rebuild it, or "
-            "restore it.") from e
-
-
 def load_torchvision(path):
     """Bank weights from a torchvision ResNet's `.pth` (read without
     PyTorch, `pth_file`) or `.npz`."""
-    from rmtl_tf.models import weight_import  # pylint: disable=import-outside-toplevel
-    return weight_import.bank_weights_from_torchvision(path)
+    return torch_state.bank_weights_from_torchvision(path)
 
 
 def load_keras_hub(preset, backbone=None):
     """Bank weights from a keras-hub ResNet preset (or preset directory),
     checked against `backbone`'s blocks and widths when given."""
-    from rmtl_tf.models import keras_hub_bank  # pylint: disable=import-outside-toplevel
     return keras_hub_bank.bank_weights_from_keras_hub(preset, backbone)
 
 
@@ -126,7 +77,6 @@ def load_bank_weights(spec, backbone=None):
     ImageNet checkpoint of `backbone`, the paper's bank), "npz:PATH",
     "PATH.npz", "torchvision:PATH" or "keras_hub:PRESET"."""
     if spec == "imagenet":
-        from rmtl_tf.models import imagenet_bank  # pylint: disable=import-outside-toplevel
         return imagenet_bank.load(backbone)
     scheme, _, path = spec.partition(":")
     if not path and spec.endswith(".npz"):
@@ -156,7 +106,7 @@ def init_task_layers(model, weights, tasks):
     for key in weights:
         base, _, attr = key.rpartition("/")
         for task in tasks:
-            layer = by_name.get(f"{base}_{task}")
+            layer = by_name.get(task_layer_name(base, task))
             if layer is None or model.layer_owners.get(layer.name) != task:
                 continue
             target = layer.kernel if attr == "kernel" else getattr(layer, attr)
@@ -166,7 +116,6 @@ def init_task_layers(model, weights, tasks):
 def _shared_targets(model, weights):
     """(variable, value, key) for the banks and any shared (task-less)
     layers of `model`, checked before anything is assigned."""
-    from rmtl_tf.models.multitask_model import BANK_LAYER_TYPES  # pylint: disable=import-outside-toplevel
     targets, missing = [], []
     for layer in model.layers:
         if isinstance(layer, BANK_LAYER_TYPES):

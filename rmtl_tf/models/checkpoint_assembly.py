@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from rmtl_tf.models import weight_import
+from rmtl_tf.models import torch_state, weight_import
 from rmtl_tf.models.multitask_model import build_model
 from rmtl_tf.models.resnet_backbone import RESNET_SPECS, resnet_spec
 from rmtl_tf.tasks import registry
@@ -47,17 +47,17 @@ def config_from_state_dict(state_dict):
     classes are read off the tensors' names and shapes; the ASPP rates are
     not in the weights (the authors' are 6, 12, 18 at output stride 16).
     """
-    state_dict = weight_import.load_state_dict(state_dict)
-    tasks = weight_import.checkpoint_tasks(state_dict)
+    state_dict = torch_state.load_state_dict(state_dict)
+    tasks = torch_state.checkpoint_tasks(state_dict)
     if not tasks:
         raise ValueError("The state dict has no task-specific weights: not "
                          "the authors' RCM model (a torchvision ResNet goes "
                          "to `import_state_dict` or `--bank=torchvision:`).")
     backbone, multiplier = _backbone(state_dict)
-    first = weight_import.authors_task(tasks[0])
+    first = torch_state.authors_task(tasks[0])
     num_classes = {}
     for task in tasks:
-        theirs = weight_import.authors_task(task)
+        theirs = torch_state.authors_task(task)
         channels = state_dict[f"predict.{theirs}.weight"].shape[0]
         if registry.get_task(task).channels != channels:
             num_classes[task] = int(channels)
@@ -110,7 +110,7 @@ def assemble_checkpoints(checkpoints, model=None, **model_kwargs):
     labels = [os.fspath(c) if isinstance(c, (str, os.PathLike))
               else f"checkpoint #{i}"
               for i, c in enumerate(checkpoints)]
-    state_dicts = [weight_import.load_state_dict(c) for c in checkpoints]
+    state_dicts = [torch_state.load_state_dict(c) for c in checkpoints]
     if not state_dicts:
         raise ValueError("`checkpoints` is empty.")
     configs = [config_from_state_dict(sd) for sd in state_dicts]

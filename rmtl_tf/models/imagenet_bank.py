@@ -21,7 +21,7 @@ import re
 
 import keras
 
-from rmtl_tf.models import weight_import
+from rmtl_tf.models import torch_state
 
 # The authors' model_urls (modules/deeplab_resnet.py).
 TORCHVISION_URLS = {
@@ -99,5 +99,5 @@ def checkpoint_path(backbone, cache_dir=None):
 def load(backbone, cache_dir=None):
     """Bank weights (`rmtl_tf.models.bank` naming) of `backbone`'s
     torchvision ImageNet checkpoint."""
-    return weight_import.bank_weights_from_torchvision(
+    return torch_state.bank_weights_from_torchvision(
         checkpoint_path(backbone, cache_dir))

@@ -42,7 +42,7 @@ converter keras-hub's timm loader builds from timm's `pretrained_cfg`:
 `scale = 1 / 255 / std`, `offset = -mean / std` with ImageNet's
 mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225), on [0, 255]
 pixels: `(x / 255 - mean) / std`. That is exactly our in-model
-normalization (`multitask_model.IMAGENET_MEAN` / `IMAGENET_STD`, the same
+normalization (`resnet_backbone.IMAGENET_MEAN` / `IMAGENET_STD`, the same
 numbers times 255), so the bank sees its pretraining's input scale. (timm
 trained it at 224x224 with bicubic resizing; the weights are timm's "A1"
 recipe, not torchvision's ImageNet weights that `--bank=imagenet` uses.)

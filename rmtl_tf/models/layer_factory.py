@@ -5,8 +5,9 @@ task is added to an existing model, the factory is seeded with the old
 model's layers, so the old tasks' layers (and variables) are reused as they
 are and only the new task's layers are created.
 
-Modes, by how the backbone's convolutions are held:
-- `"reparam"` (RCM): `ReparamConv2D`, one frozen bank and one modulator per
+Architectures (`rmtl_tf.models.variants`), by how the backbone's
+convolutions are held:
+- `"rc"` (RCM): `ReparamConv2D`, one frozen bank and one modulator per
   task; BatchNorm and shortcut convs are per task.
 - `"ra_series"`, `"ra_parallel"`: `AdapterConv2D`, one frozen bank and one
   residual adapter per task; BatchNorm and shortcut convs per task.
@@ -23,10 +24,11 @@ from rmtl_tf.layers.adapter_conv2d import AdapterConv2D
 from rmtl_tf.layers.atrous_conv2d import AtrousConv2D
 from rmtl_tf.layers.fused_batch_norm import FusedBatchNormalization
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
+from rmtl_tf.models.variants import (ARCHITECTURES, BANK_ARCHITECTURES, PLAIN,
+                                     SHARED_BACKBONE, adapter_mode)
 
-MODES = ("reparam", "ra_series", "ra_parallel", "conv", "shared", "plain")
-# Modes whose backbone convs are one frozen bank with per-task parts.
-BANK_MODES = ("reparam", "ra_series", "ra_parallel")
+# Layers holding a frozen shared bank and per-task parts.
+BANK_LAYER_TYPES = (ReparamConv2D, AdapterConv2D)
 BN_MOMENTUM = 0.9  # PyTorch's BatchNorm momentum of 0.1.
 BN_EPSILON = 1e-5
 
@@ -40,24 +42,37 @@ def conv2d_layer(filters, kernel_size, dilation_rate=1, **kwargs):
     return cls(filters, kernel_size, dilation_rate=dilation_rate, **kwargs)
 
 
+def task_layer_name(base, task):
+    """Per-task layer name; `task=None` names a layer shared by all."""
+    return base if task is None else f"{base}_{task}"
+
+
+def base_layer_name(name, task):
+    """The `base` of `task_layer_name(base, task) == name`; None when `name`
+    has no `_<task>` suffix."""
+    suffix = f"_{task}"
+    return name[:-len(suffix)] if name.endswith(suffix) else None
+
+
 class LayerFactory:
     """Named layer creation with reuse.
 
     Args:
-        mode: "reparam" or "plain".
+        architecture: one of `variants.ARCHITECTURES`, or `variants.PLAIN`.
         tasks: every task of the model being built.
         nff: NFF modulators for the reparameterized convs.
         compute_mode: `ReparamConv2D` compute mode.
         reuse: optional dict name -> layer of an existing model.
     """
 
-    def __init__(self, mode, tasks, nff=True, compute_mode="auto",
+    def __init__(self, architecture, tasks, nff=True, compute_mode="auto",
                  reuse=None):
-        if mode not in MODES:
+        if architecture not in ARCHITECTURES + (PLAIN,):
             raise ValueError(
-                f"`mode` must be one of {MODES}. Received: mode={mode!r}"
+                f"`architecture` must be one of {ARCHITECTURES + (PLAIN,)}. "
+                f"Received: architecture={architecture!r}"
             )
-        self.mode = mode
+        self.architecture = architecture
         self.tasks = list(tasks)
         self.nff = nff
         self.compute_mode = compute_mode
@@ -71,11 +86,11 @@ class LayerFactory:
 
     def task_name(self, base, task):
         """Per-task layer name; `task=None` names a layer shared by all."""
-        return base if task is None else f"{base}_{task}"
+        return task_layer_name(base, task)
 
     def backbone_task(self, task):
         """The owner of backbone BN/shortcut layers: none when shared."""
-        return None if self.mode in ("plain", "shared") else task
+        return None if self.architecture in SHARED_BACKBONE else task
 
     def backbone_conv(self, x, task, name, filters, kernel_size, strides=1,
                       dilation_rate=1):
@@ -86,7 +101,7 @@ class LayerFactory:
         `ZeroPadding2D` layer: the same function.
         """
         pad = kernel_size // 2 if strides > 1 else None
-        if self.mode in BANK_MODES:
+        if self.architecture in BANK_ARCHITECTURES:
             layer = self._get(name, lambda: self._bank_layer(
                 name, filters, kernel_size, strides, dilation_rate,
                 "same" if pad is None else pad))
@@ -98,7 +113,7 @@ class LayerFactory:
             x = self.shared(f"{name}_pad", lambda: keras.layers.ZeroPadding2D(
                 pad, name=f"{name}_pad"))(x)
         conv_name = self.task_name(name, self.backbone_task(task))
-        if self.mode == "conv":
+        if self.architecture == "conv":
             self.owners[conv_name] = task
         return self._get(conv_name, lambda: conv2d_layer(
             filters, kernel_size, strides=strides,
@@ -108,7 +123,7 @@ class LayerFactory:
 
     def _bank_layer(self, name, filters, kernel_size, strides, dilation_rate,
                     padding):
-        if self.mode == "reparam":
+        if self.architecture == "rc":
             return ReparamConv2D(
                 filters, kernel_size, strides=strides, padding=padding,
                 dilation_rate=dilation_rate, tasks=self.tasks, nff=self.nff,
@@ -116,7 +131,7 @@ class LayerFactory:
         return AdapterConv2D(
             filters, kernel_size, strides=strides, padding=padding,
             dilation_rate=dilation_rate, tasks=self.tasks,
-            mode=self.mode[len("ra_"):], name=name)
+            mode=adapter_mode(self.architecture), name=name)
 
     def task_conv(self, base, task, filters, kernel_size, strides=1,
                   dilation_rate=1, use_bias=False):

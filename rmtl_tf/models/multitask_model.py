@@ -3,24 +3,14 @@
 import keras
 from keras import ops
 
-from rmtl_tf.layers.adapter_conv2d import AdapterConv2D
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
+from rmtl_tf.models import bank as bank_lib
 from rmtl_tf.models.deeplab_head import deeplab_head
-from rmtl_tf.models.layer_factory import LayerFactory
-from rmtl_tf.models.resnet_backbone import resnet_features, resnet_spec
+from rmtl_tf.models.layer_factory import BANK_LAYER_TYPES, LayerFactory
+from rmtl_tf.models.resnet_backbone import (input_normalization,
+                                            resnet_features, resnet_spec)
+from rmtl_tf.models.variants import ARCHITECTURES, SHARED_BACKBONE
 from rmtl_tf.tasks import registry
-
-# Backbone architectures; the paper's variant names (rc_ri_nff, ...) add
-# NFF and response initialization on top of "rc" (see `variants.py`).
-ARCHITECTURES = ("rc", "ra_series", "ra_parallel", "conv", "shared")
-_FACTORY_MODES = {"rc": "reparam", "ra_series": "ra_series",
-                  "ra_parallel": "ra_parallel", "conv": "conv",
-                  "shared": "shared"}
-BANK_LAYER_TYPES = (ReparamConv2D, AdapterConv2D)
-
-# ImageNet statistics of RGB pixels in [0, 255]; the model normalizes inside.
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 def _image_size(image_size):
@@ -74,7 +64,7 @@ class MultiTaskModel(keras.Model):
                  low_level_channels=48, aspp_rates=(6, 12, 18), nff=True,
                  compute_mode="auto", image_size=None, reuse_layers=None,
                  architecture="rc", **kwargs):
-        tasks = registry.parse_tasks(tasks)
+        tasks = list(registry.parse_tasks(tasks))  # The model keeps a list.
         if not tasks:
             raise ValueError("A model needs at least one task. "
                              f"Received: tasks={tasks}")
@@ -86,20 +76,16 @@ class MultiTaskModel(keras.Model):
         channels = {t: registry.output_channels(t, num_classes)
                     for t in tasks}
         height, width = _image_size(image_size)
-        factory = LayerFactory(_FACTORY_MODES[architecture], tasks, nff=nff,
+        factory = LayerFactory(architecture, tasks, nff=nff,
                                compute_mode=compute_mode, reuse=reuse_layers)
 
         image = keras.Input((height, width, 3), name="image")
-        normalized = factory.shared("normalize", lambda: keras.layers.
-                                    Normalization(
-                                        mean=IMAGENET_MEAN,
-                                        variance=[s**2 for s in IMAGENET_STD],
-                                        name="normalize"))(image)
+        normalized = factory.shared("normalize", input_normalization)(image)
         outputs = {}
         features = None
         for task in tasks:
             # A shared backbone is computed once for all heads.
-            if features is None or architecture != "shared":
+            if features is None or architecture not in SHARED_BACKBONE:
                 features = resnet_features(factory, normalized, task,
                                            backbone, width_multiplier)
             out = deeplab_head(factory, features, image, task,
@@ -207,8 +193,8 @@ class MultiTaskModel(keras.Model):
             if layer.name in self.layer_owners:
                 layer.trainable = self.layer_owners[layer.name] in tasks
             else:  # Shared by all tasks.
-                layer.trainable = self.architecture == "shared" and bool(
-                    tasks)
+                layer.trainable = (self.architecture in SHARED_BACKBONE
+                                   and bool(tasks))
 
     def task_model(self, tasks):
         """A model of the same layers with only `tasks`' outputs."""
@@ -253,8 +239,7 @@ def add_task(model, task, num_classes=None, pretrained=None):
     new_model = MultiTaskModel(
         reuse_layers={l.name: l for l in model.layers}, **config)
     if pretrained is not None:
-        from rmtl_tf.models import bank  # pylint: disable=import-outside-toplevel
-        bank.init_task_layers(new_model, pretrained, tasks)
+        bank_lib.init_task_layers(new_model, pretrained, tasks)
     return new_model
 
 

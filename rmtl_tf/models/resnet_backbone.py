@@ -2,12 +2,17 @@
 
 Layer names follow torchvision's (`layer2_0_conv1` for `layer2.0.conv1`) so
 pretrained weights map by name. The stem conv and every 3x3 block conv are
-shared (`ReparamConv2D` in "reparam" mode); BatchNorms and the 1x1 shortcut
-convs belong to each task. Strided convs pad explicitly like PyTorch, so
-imported weights give the same function.
+shared (`ReparamConv2D` in the "rc" architecture); BatchNorms and the 1x1
+shortcut convs belong to each task. Strided convs pad explicitly like
+PyTorch, so imported weights give the same function. Inputs are RGB pixels
+in [0, 255], normalized inside the model (`input_normalization`).
 """
 
 import keras
+
+# ImageNet statistics of RGB pixels in [0, 255]; the model normalizes inside.
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
 
 RESNET_SPECS = {
     "resnet18": {"blocks": (2, 2, 2, 2), "widths": (64, 128, 256, 512)},
@@ -33,6 +38,13 @@ def resnet_spec(backbone, width_multiplier=1.0):
     widths = tuple(max(4, int(round(w * width_multiplier)))
                    for w in spec["widths"])
     return {"blocks": spec["blocks"], "widths": widths}
+
+
+def input_normalization():
+    """The "normalize" layer: `(x - IMAGENET_MEAN) / IMAGENET_STD`."""
+    return keras.layers.Normalization(
+        mean=IMAGENET_MEAN, variance=[s**2 for s in IMAGENET_STD],
+        name="normalize")
 
 
 def _relu(factory, name):

@@ -35,6 +35,7 @@ import numpy as np
 
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
 from rmtl_tf.models import bank as bank_lib
+from rmtl_tf.models.layer_factory import task_layer_name
 
 PROGRESS_EVERY = 20  # Batches between progress lines.
 
@@ -153,7 +154,7 @@ def apply_task(model, task, ri):
         else:
             layer.task_variables(task)[0].assign(modulator.astype(np.float32))
         offset = mean - components @ (components.T @ mean)
-        bn = by_name.get(f"{following_bn(layer.name)}_{task}")
+        bn = by_name.get(task_layer_name(following_bn(layer.name), task))
         if bn is not None and np.any(offset):
             bn.moving_mean.assign(
                 (bn.moving_mean.numpy() - offset).astype(np.float32))

@@ -1,13 +1,18 @@
 """The task registry: what each dense task outputs, how it is trained and scored.
 
-Adding a task kind is one `TaskSpec` entry in `TASKS`.
+Adding a task kind is one `TaskSpec` entry in `TASKS`. Task names given
+as a parameter (`--tasks`, a config, a model) are one type, `Tasks`, made
+by `parse_tasks`.
 """
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
-from rmtl_tf.layers.reparam_conv2d import validate_task_name
+from rmtl_tf.layers.task_state import validate_task_name
 from rmtl_tf.tasks import losses
+
+# Task names as a parameter: validated, in order, no duplicates.
+Tasks = Tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,8 +82,15 @@ def output_channels(name, num_classes=None):
     return spec.channels
 
 
-def parse_tasks(tasks):
-    """Validates a list (or comma-separated string) of task names."""
+def parse_tasks(tasks) -> Optional[Tasks]:
+    """The `Tasks` of a sequence or comma-separated string of task names.
+
+    Each name must be a valid task name of `TASKS`, and appear once.
+    `None` stays `None` (the caller decides what it means); an empty string
+    gives `()`.
+    """
+    if tasks is None:
+        return None
     if isinstance(tasks, str):
         tasks = [t.strip() for t in tasks.split(",") if t.strip()]
     tasks = list(tasks)
@@ -88,4 +100,4 @@ def parse_tasks(tasks):
         if task in seen:
             raise ValueError(f"Duplicate task {task!r} in tasks={tasks}.")
         seen.add(task)
-    return tasks
+    return tuple(tasks)

@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags  # pylint: disable=wrong-import-position
 
 from rmtl_tf.cli.errors import run_cli  # pylint: disable=wrong-import-position
+from rmtl_tf.models import bank, torch_state  # pylint: disable=wrong-import-position
 
 _INPUT = flags.DEFINE_string("input", None, "PyTorch checkpoint to read.")
 _OUTPUT = flags.DEFINE_string("output", None, "The .npz file to write.")
@@ -33,12 +34,10 @@ def convert(input_path, output_path):
 
     Returns the number of tensors written.
     """
-    # Imported here, after absl parsed the flags.
-    from rmtl_tf.models import bank, weight_import  # pylint: disable=import-outside-toplevel
     if not output_path.endswith(".npz"):
         raise ValueError(f"--output must end in '.npz'. Received: "
                          f"{output_path!r}")
-    state_dict = weight_import.load_state_dict(input_path)
+    state_dict = torch_state.load_state_dict(input_path)
     bank.save_bank(output_path, state_dict)
     return len(state_dict)
 

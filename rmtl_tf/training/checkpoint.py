@@ -15,53 +15,26 @@ cannot silently continue a checkpoint it did not write. Files are plain
 
 import json
 import os
-import tempfile
 
 import numpy as np
+
+from rmtl_tf import atomic_files
+from rmtl_tf.atomic_files import read_json
 
 STATE_FILE = "checkpoint.json"
 
 
-def _atomic_write(path, write):
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-",
-                               suffix=os.path.basename(path))
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def atomic_write_json(path, data):
-    def write(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=2, sort_keys=True)
-    _atomic_write(path, write)
-
-
-def read_json(path):
-    """The JSON at `path`, or None when there is no such file."""
-    if not os.path.isfile(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path!r} is not valid JSON ({e}).") from e
+    """Writes `data` as JSON (indent 2, sorted keys), atomically."""
+    atomic_files.write_json(path, data, indent=2, sort_keys=True)
 
 
 def atomic_save_model(model, path):
     """`model.save(path)` through a temporary file and a rename."""
     def write(tmp):
-        os.remove(tmp)
         model.save(tmp + ".keras")
         os.replace(tmp + ".keras", tmp)
-    _atomic_write(path, write)
+    atomic_files.atomic_write(path, write)
 
 
 def _named(variables, what):
@@ -78,7 +51,7 @@ def _write_npz(path, arrays):
     def write(tmp):
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
-    _atomic_write(path, write)
+    atomic_files.atomic_write(path, write)
 
 
 def check_finite(model, step, where=""):

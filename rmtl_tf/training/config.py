@@ -7,13 +7,13 @@ from rmtl_tf.data import dataset_specs
 from rmtl_tf.models import variants
 from rmtl_tf.models.resnet_backbone import RESNET_SPECS
 from rmtl_tf.tasks import registry
-from rmtl_tf.training import distribute
+from rmtl_tf.training import precision, strategies
 
 DATASETS = dataset_specs.DATASETS
-# Fields that define the architecture: a model directory is only resumed or
-# extended by a run that agrees on all of them.
-ARCHITECTURE_FIELDS = ("backbone", "width_multiplier", "head_channels",
-                       "low_level_channels", "nff", "architecture")
+# The model-building arguments (`model_kwargs`): a model directory is only
+# resumed or extended by a run that agrees on all of them.
+MODEL_FIELDS = ("backbone", "width_multiplier", "head_channels",
+                "low_level_channels", "nff", "architecture")
 
 
 @dataclasses.dataclass
@@ -63,7 +63,7 @@ class TrainConfig:
     overwrite: bool = False
 
     def __post_init__(self):
-        self.tasks = tuple(registry.parse_tasks(self.tasks))
+        self.tasks = registry.parse_tasks(self.tasks)
         if not self.tasks:
             raise ValueError("--tasks must name at least one task. "
                              f"Received: tasks={self.tasks}")
@@ -118,8 +118,8 @@ class TrainConfig:
                 "(compute it on a folder) are two sources of one response "
                 "initialization: pass one. Received: ri_decompositions="
                 f"{self.ri_decompositions!r}, ri_images={self.ri_images!r}")
-        distribute.check_strategy(self.strategy)
-        distribute.check_precision(self.mixed_precision)
+        strategies.check_strategy(self.strategy)
+        precision.check_precision(self.mixed_precision)
         if self.num_cpu_devices < 0 or (self.num_cpu_devices > 1
                                         and self.strategy != "mirrored"):
             raise ValueError(
@@ -136,10 +136,17 @@ class TrainConfig:
     def response_init(self):
         return variants.get_variant(self.variant).response_init
 
-    def architecture(self):
-        """The model-building arguments that define the architecture."""
-        spec = {f: getattr(self, f) for f in ARCHITECTURE_FIELDS
-                if f != "architecture"}
-        spec["architecture"] = variants.get_variant(
+    def model_kwargs(self):
+        """The `MultiTaskModel` arguments of `MODEL_FIELDS`: the backbone,
+        its width, the heads, and the variant's `nff` and `architecture`."""
+        kwargs = {f: getattr(self, f) for f in MODEL_FIELDS
+                  if f != "architecture"}
+        kwargs["architecture"] = variants.get_variant(
             self.variant).architecture
-        return spec
+        return kwargs
+
+    def to_json(self):
+        """The fields as a JSON-able dict (tuples as lists): the `config`
+        of each task in `summary.json`."""
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}

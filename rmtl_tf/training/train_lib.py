@@ -1,14 +1,8 @@
 """Incremental multi-task training: one task at a time on a frozen bank.
 
-`train(config)` is what `train.py` runs. The model directory holds:
-
-- `model.keras`: the model after the last completed task;
-- `bank.npz`: the pretrained weights (bank, and the BatchNorm/shortcut
-  weights every new task starts from);
-- `checkpoints/<task>/`: atomic checkpoints of the task being trained, so a
-  killed run resumes where it stopped;
-- `logs/<task>/`: TensorBoard scalars and images;
-- `summary.json`: what was trained, with which settings, and the metrics.
+`train(config)` is what `train.py` runs. It writes the model directory
+that `rmtl_tf.models.model_dir` describes: the model, its bank, the
+checkpoints of the task in training, TensorBoard logs and `summary.json`.
 """
 
 import math
@@ -16,47 +10,28 @@ import os
 import shutil
 import sys
 import time
-import zipfile
 
 import keras
-import numpy as np
 
-from rmtl_tf.data import datasets, image_folder
+from rmtl_tf.data import datasets
 from rmtl_tf.evaluation import baseline_report
+from rmtl_tf.export import export_lib
 from rmtl_tf.models import bank as bank_lib
 from rmtl_tf.models import response_init
+from rmtl_tf.models.model_dir import (MODEL_FILE, SUMMARY_FILE, load_model,
+                                      read_summary)
 from rmtl_tf.models.multitask_model import MultiTaskModel, add_task
 from rmtl_tf.tasks import registry
-from rmtl_tf.training import checkpoint, distribute, pretrain_lib
+from rmtl_tf.training import bank_setup, checkpoint, distribute, precision
+from rmtl_tf.training import probe as probe_lib
 from rmtl_tf.training.callbacks import (CheckpointCallback, ImageSummary,
                                         NaNGuard, StepTimer, StopAtStep)
-
-MODEL_FILE = "model.keras"
-BANK_FILE = "bank.npz"
-SUMMARY_FILE = "summary.json"
-RI_FILE = "ri.npz"
-RI_EXAMPLES = 64  # Images whose responses response initialization uses.
-
-
-def load_model(model_dir):
-    """Loads `model_dir/model.keras`, with a clear error when missing."""
-    path = os.path.join(model_dir, MODEL_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"No trained model in model_dir={model_dir!r} (expected "
-            f"{path!r}). Train one first with train.py --model_dir=...")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"{path!r} is not a .keras file (not a zip archive): damaged or "
-            "truncated. Restore it, or retrain into a new --model_dir.")
-    # safe_mode: a saved file never brings code (no lambdas are loaded).
-    return keras.models.load_model(path, safe_mode=True)
 
 
 def check_architecture(model, config):
     """Raises with a diff when `model` was built with other settings."""
     found = model.get_config()
-    diff = {k: (found[k], v) for k, v in config.architecture().items()
+    diff = {k: (found[k], v) for k, v in config.model_kwargs().items()
             if found[k] != v}
     if diff:
         lines = ", ".join(f"{k}: model has {a!r}, flags say {b!r}"
@@ -65,76 +40,6 @@ def check_architecture(model, config):
             f"The model in {config.model_dir!r} has another architecture "
             f"than the flags ({lines}). Use the flags it was trained with or "
             "a new --model_dir.")
-
-
-def _check_bank_source(config):
-    """A model directory keeps the bank its first task was trained on: a run
-    asking for another one is refused instead of silently ignored."""
-    summary = checkpoint.read_json(
-        os.path.join(config.model_dir, SUMMARY_FILE)) or {}
-    sources = {t: s.get("config", {}).get("bank")
-               for t, s in summary.get("tasks", {}).items()}
-    other = {t: b for t, b in sources.items()
-             if b is not None and b != config.bank}
-    if other:
-        task, bank = sorted(other.items())[0]
-        raise ValueError(
-            f"--bank={config.bank} conflicts with model_dir="
-            f"{config.model_dir!r}: its task {task!r} was trained on "
-            f"--bank={bank}, and every task of a model directory shares one "
-            f"bank. Pass --bank={bank} to add tasks, or use a new "
-            "--model_dir.")
-
-
-def _bank_weights(config, log):
-    _check_bank_source(config)
-    path = os.path.join(config.model_dir, BANK_FILE)
-    if os.path.isfile(path):
-        return bank_lib.load_npz(path)
-    if config.bank == "random":
-        return None
-    if config.bank == "pretrain":
-        weights = pretrain_lib.pretrain(config, log=log)
-    else:
-        weights = bank_lib.load_bank_weights(config.bank, config.backbone)
-    bank_lib.save_bank(path, weights)
-    return weights
-
-
-def _response_init(config, weights, log, model=None):
-    """The PCA of the pretrained convs' responses, once per model directory
-    (stored in `ri.npz`): the authors' decompositions with
-    `--ri_decompositions`, else computed on the images of `--ri_images` or
-    on training images."""
-    path = os.path.join(config.model_dir, RI_FILE)
-    if os.path.isfile(path):
-        return bank_lib.load_npz(path, what="Response initialization")
-    if weights is None:
-        raise ValueError("Response initialization (--variant="
-                         f"{config.variant}) needs pretrained weights; "
-                         "received --bank=random.")
-    if config.ri_decompositions:
-        ri = response_init.load_decompositions(
-            config.ri_decompositions,
-            response_init.reparameterized_layers(model), config.backbone)
-        log(f"Response initialization: the decompositions of {len(ri) // 2}"
-            f" layers from {config.ri_decompositions}.")
-        bank_lib.save_bank(path, ri)
-        return ri
-    if config.ri_images:
-        log(f"Response initialization on the images under "
-            f"{config.ri_images} (resized to 256, centre 224x224).")
-        images = image_folder.batches(config.ri_images, config.batch_size)
-    else:
-        split = datasets.load_split(
-            config.dataset, "train", [], config.image_size,
-            config.batch_size, min(config.train_examples, RI_EXAMPLES),
-            seed=config.seed, data_dir=config.data_dir)
-        images = (image for image, _ in split)
-    ri = response_init.compute(weights, images, config.backbone,
-                               config.width_multiplier, log=log)
-    bank_lib.save_bank(path, ri)
-    return ri
 
 
 def _optimizer(config, total_steps):
@@ -183,8 +88,10 @@ def _restore(ckpt_dir, model, optimizer, task, config, log):
         return 0
 
 
-def train_task(model, task, config, log=print):
+def train_task(model, task, config, data, log=print):
     """Trains `task`'s own variables for `config.train_steps` steps.
+
+    `data` is the resolved dataset (`datasets.resolve`).
 
     Resumes from `checkpoints/<task>/` when a previous run was stopped.
     """
@@ -206,15 +113,13 @@ def train_task(model, task, config, log=print):
     start = _restore(ckpt_dir, model, optimizer, task, config, log)
     if start:
         log(f"Resuming task {task!r} from step {start}.")
-    train_ds = datasets.load_split(
-        config.dataset, "train", [task], config.image_size,
-        config.batch_size, config.train_examples, seed=config.seed,
-        data_dir=config.data_dir, training=True, augment=config.augment,
-        start_batch=start)
-    val_ds = datasets.load_split(
-        config.dataset, "validation", [task], config.image_size,
-        config.batch_size, config.batch_size, seed=config.seed,
-        data_dir=config.data_dir)
+    train_ds = data.split(
+        "train", [task], config.image_size, config.batch_size,
+        config.train_examples, seed=config.seed, training=True,
+        augment=config.augment, start_batch=start)
+    val_ds = data.split(
+        "validation", [task], config.image_size, config.batch_size,
+        config.batch_size, seed=config.seed)
     log_dir = os.path.join(config.model_dir, "logs", task)
     timer = StepTimer()
     callbacks = [
@@ -258,14 +163,13 @@ def train_task(model, task, config, log=print):
 def train(config, log=print):
     """Trains every task of `config.tasks` the model does not have yet."""
     seed_everything(config)
-    hint = distribute.bfloat16_hint(config.mixed_precision)
+    hint = precision.bfloat16_hint(config.mixed_precision)
     if hint:
         log(hint)
-    datasets.check_available(config.dataset, config.data_dir,
-                             manual_dir=config.manual_dir,
-                             download=config.download,
-                             skip_bad_examples=config.skip_bad_examples)
-    info = datasets.dataset_info(config.dataset)
+    data = datasets.resolve(config.dataset, config.data_dir,
+                            manual_dir=config.manual_dir,
+                            download=config.download,
+                            skip_bad_examples=config.skip_bad_examples)
     model_path = os.path.join(config.model_dir, MODEL_FILE)
     model = None
     if os.path.isfile(model_path):
@@ -273,46 +177,48 @@ def train(config, log=print):
         check_architecture(model, config)
         log(f"Loaded {model_path} with tasks {model.tasks}.")
     os.makedirs(config.model_dir, exist_ok=True)
-    summary = checkpoint.read_json(
-        os.path.join(config.model_dir, SUMMARY_FILE)) or {"tasks": {}}
+    summary = read_summary(config.model_dir) or {"tasks": {}}
     new_tasks = [t for t in config.tasks if model is None
                  or t not in model.tasks]
     for task in config.tasks:
         if task not in new_tasks:
             log(f"Task {task!r} is already trained: its variables stay "
                 "frozen.")
-    weights = _bank_weights(config, log) if new_tasks else None
+    weights = bank_setup.bank_weights(config, log) if new_tasks else None
     probe = None
     for task in new_tasks:
         if model is not None:
-            probe = _probe_outputs(model, config)
+            probe = probe_lib.probe_outputs(model, config, data)
         if model is None:
             model = MultiTaskModel(
-                tasks=[task], num_classes=info["num_classes"],
-                image_size=config.image_size, **config.architecture())
+                tasks=[task], num_classes=data.num_classes,
+                image_size=config.image_size, **config.model_kwargs())
             if weights is not None:
                 bank_lib.load_bank_into(model, weights)
             if config.response_init:
                 response_init.apply(model, weights,
-                                    _response_init(config, weights, log,
-                                                   model))
+                                    bank_setup.response_init_weights(
+                                        config, data, weights, log, model))
         else:
-            model = add_task(model, task, num_classes=info["num_classes"],
+            model = add_task(model, task, num_classes=data.num_classes,
                              pretrained=weights)
             if config.response_init:
                 response_init.apply_task(
-                    model, task, _response_init(config, weights, log, model))
+                    model, task,
+                    bank_setup.response_init_weights(config, data, weights,
+                                                     log, model))
         log(f"Training task {task!r} ({config.train_steps} steps, batch "
             f"{config.batch_size}, {config.image_size[0]}x"
             f"{config.image_size[1]}); frozen: the bank and "
             f"{[t for t in model.tasks if t != task]}.")
-        stats = train_task(model, task, config, log=log)
+        stats = train_task(model, task, config, data, log=log)
         if probe is not None:
-            stats["old_tasks_bit_identical"] = _check_probe(model, probe, log)
+            stats["old_tasks_bit_identical"] = probe_lib.check_probe(
+                model, probe, log)
         checkpoint.atomic_save_model(model, model_path)
         shutil.rmtree(os.path.join(config.model_dir, "checkpoints", task),
                       ignore_errors=True)
-        summary["tasks"][task] = {**stats, "config": _jsonable(config)}
+        summary["tasks"][task] = {**stats, "config": config.to_json()}
         checkpoint.atomic_write_json(
             os.path.join(config.model_dir, SUMMARY_FILE), summary)
         log(f"Task {task!r} done in {stats['seconds']:.0f} s "
@@ -323,15 +229,13 @@ def train(config, log=print):
     model = distribute.end_training(model)  # Local, float32 from here on.
     log(format_training_table(model, summary))
     results = baseline_report.evaluate_with_baselines(
-        model, config.dataset, config.image_size, config.eval_examples,
-        config.batch_size, seed=config.seed, data_dir=config.data_dir,
-        num_classes=info["num_classes"])
+        model, data, config.image_size, config.eval_examples,
+        config.batch_size, seed=config.seed)
     summary["evaluation"] = results
     checkpoint.atomic_write_json(
         os.path.join(config.model_dir, SUMMARY_FILE), summary)
     log(baseline_report.format_table(results))
     if config.export_dir:
-        from rmtl_tf.export import export_lib  # pylint: disable=import-outside-toplevel
         exported = export_lib.export(model, config.export_dir)
         summary["export"] = exported
         checkpoint.atomic_write_json(
@@ -357,44 +261,3 @@ def format_training_table(model, summary):
             f"{stats.get('images_per_second', '-')} | {own:,} | "
             f"{stats.get('old_tasks_bit_identical', '-')} |")
     return "\n".join(rows)
-
-
-def _probe_outputs(model, config):
-    """The old tasks' outputs on fixed images, to verify they never change.
-
-    The old tasks run eagerly, op by op, before and after, so the promise
-    is bit for bit on the very weights. (Keras' `predict` would trace a new
-    function for every probe, and TensorFlow warns of retracing when
-    several come in a row; each export signature's own graph is checked by
-    the export tests.)
-    """
-    images = next(iter(datasets.load_split(
-        config.dataset, "validation", [], config.image_size, 2, 2,
-        seed=config.seed, data_dir=config.data_dir)))[0]
-    return images, _task_outputs(model, model.tasks, images)
-
-
-def _task_outputs(model, tasks, images):
-    outputs = model.task_model(sorted(tasks))(images, training=False)
-    return {t: keras.ops.convert_to_numpy(v) for t, v in outputs.items()}
-
-
-def _check_probe(model, probe, log):
-    images, before = probe
-    after = _task_outputs(model, before, images)
-    same = all(np.array_equal(before[t], after[t]) for t in before)
-    log(f"Old tasks {sorted(before)}: outputs "
-        f"{'bit-identical' if same else 'CHANGED'} after training the new "
-        "task.")
-    if not same and model.architecture != "shared":
-        raise AssertionError("An old task's outputs changed; this is a bug.")
-    if not same:
-        log("(Expected with --variant=shared: training a task changes the "
-            "shared encoder under every other task.)")
-    return same
-
-
-def _jsonable(config):
-    import dataclasses  # pylint: disable=import-outside-toplevel
-    return {k: list(v) if isinstance(v, tuple) else v
-            for k, v in dataclasses.asdict(config).items()}

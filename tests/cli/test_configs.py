@@ -17,6 +17,7 @@ CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.cfg")))
 @pytest.fixture
 def parsed_flags(monkeypatch):
     monkeypatch.chdir(ROOT)
+    train_flags.define_flags(flags.FLAGS)  # Once: a second call skips all.
     yield flags.FLAGS
     flags.FLAGS.unparse_flags()
 

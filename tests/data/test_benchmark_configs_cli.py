@@ -48,7 +48,8 @@ def test_config_trains_on_the_authors_layout(tmp_path, config, write,
     # int8 calibration (export.py) reads the model's own training images.
     from PIL import Image  # pylint: disable=import-outside-toplevel
     from rmtl_tf.export import quantize  # pylint: disable=import-outside-toplevel
-    dataset, data_dir = quantize.training_data(str(tmp_path / "model"))
+    from rmtl_tf.models import model_dir  # pylint: disable=import-outside-toplevel
+    dataset, data_dir = model_dir.training_data(str(tmp_path / "model"))
     assert (dataset, data_dir) == (config, str(tmp_path / "tfds"))
     images = quantize.calibration_images((32, 48), 2, dataset=dataset,
                                          data_dir=data_dir)

@@ -41,6 +41,50 @@ def test_check_available_prepares_once(tmp_path, nyud):
     datasets.check_available("nyud", data_dir)
 
 
+def test_resolve_opens_the_dataset_once(nyud):
+    _, data_dir, _ = nyud
+    data = datasets.resolve("nyud", data_dir)
+    assert (data.name, data.data_dir, data.eval_size) == (
+        "nyud", data_dir, (425, 560))
+    assert data.tasks == ("semseg", "depth", "normals", "edge")
+    assert data.num_classes == {"semseg": 41}
+    data.num_classes["semseg"] = 0  # A copy.
+    assert datasets.dataset_info("nyud")["num_classes"] == {"semseg": 41}
+    assert data.info is data.builder.info
+    assert data.info.splits["validation"].num_examples == 2
+    assert datasets.check_available("nyud", data_dir).builder is not None
+    kwargs = dict(tasks=["semseg", "depth"], image_size=(32, 40),
+                  batch_size=2, num_examples=None)
+    for split in ("train", "validation"):
+        for (a, a_labels), (b, b_labels) in zip(
+                data.split(split, **kwargs),
+                datasets.load_split("nyud", split, data_dir=data_dir,
+                                    **kwargs)):
+            np.testing.assert_array_equal(a, b)
+            for task in kwargs["tasks"]:
+                np.testing.assert_array_equal(a_labels[task], b_labels[task])
+    with pytest.raises(ValueError, match="no labels for task 'saliency'"):
+        data.check_tasks(("semseg", "saliency"))
+    with pytest.raises(ValueError, match="no labels for task 'saliency'"):
+        data.split("train", ["saliency"], (32, 32), 2, None)
+    with pytest.raises(ValueError, match="Unknown split 'test'"):
+        data.split("test", ["semseg"], (32, 32), 2, None)
+
+
+def test_resolve_synthetic_needs_no_data_dir():
+    data = datasets.resolve("synthetic", "ignored")
+    assert (data.data_dir, data.builder, data.info) == (None, None, None)
+    assert data.num_classes == datasets.dataset_info("synthetic")[
+        "num_classes"]
+    image, labels = next(iter(data.split("validation", ("depth",), (32, 32),
+                                         2, 2)))
+    assert image.shape == (2, 32, 32, 3) and set(labels) == {"depth"}
+    with pytest.raises(ValueError, match="has no TFDS builder"):
+        data.examples("train", ["depth"])
+    with pytest.raises(ValueError, match="no labels for task 'human_parts'"):
+        data.split("train", ["human_parts"], (32, 32), 2, 2)
+
+
 def test_dataset_info_and_tasks():
     assert datasets.dataset_info("nyud") == {"num_classes": {"semseg": 41}}
     assert datasets.dataset_info("pascal_context") == {
@@ -52,6 +96,8 @@ def test_dataset_info_and_tasks():
         TrainConfig(model_dir="m", tasks=("saliency",), dataset="nyud")
     with pytest.raises(ValueError, match="Unknown dataset 'kitti'"):
         datasets.dataset_info("kitti")
+    with pytest.raises(ValueError, match="Unknown dataset 'kitti'"):
+        datasets.resolve("kitti")
 
 
 def test_unknown_split_is_rejected(nyud):

@@ -1,6 +1,7 @@
-"""Stand-ins of NYUD-MT / PASCAL-MT (`rmtl_tf.data.standins`): the real TFDS
-builders prepare them, and what they decode is the synthetic scenes with
-the documented class mapping; reruns resume or keep a complete copy."""
+"""Stand-ins of NYUD-MT / PASCAL-MT (`rmtl_tf.data.standins`; the command
+`python -m rmtl_tf.cli.standins`): the real TFDS builders prepare them, and
+what they decode is the synthetic scenes with the documented class
+mapping; reruns resume or keep a complete copy."""
 
 import os
 
@@ -11,8 +12,10 @@ import tensorflow_datasets as tfds
 from absl import flags
 from PIL import Image
 
+from rmtl_tf.cli import standins as standins_cli
 from rmtl_tf.cli.errors import run_cli
-from rmtl_tf.data import datasets, decoders, label_edges, standins
+from rmtl_tf.data import (datasets, decoders, label_edges, standin_plan,
+                          standins)
 from rmtl_tf.data.builders.pascal_mt import pascal_labels
 from rmtl_tf.data.synthetic_scenes import make_scene
 
@@ -70,7 +73,7 @@ def prepared(tmp_path_factory):
 
 def test_nyud_decodes_to_the_scenes(prepared):
     manual, data_dir = prepared
-    plan = standins.nyud_plan(3, 2, NYUD_SIZE, seed=7)
+    plan = standin_plan.nyud_plan(3, 2, NYUD_SIZE, seed=7)
     examples = _examples("nyud", data_dir)
     assert sorted(examples) == sorted(item.image_id for item in plan)
     for item in plan:
@@ -95,7 +98,7 @@ def test_nyud_decodes_to_the_scenes(prepared):
 def test_pascal_decodes_to_the_scenes(prepared):
     manual, data_dir = prepared
     root = os.path.join(manual, "PASCAL_MT")
-    plan = standins.pascal_plan(4, 2, PASCAL_SIZES, seed=7)
+    plan = standin_plan.pascal_plan(4, 2, PASCAL_SIZES, seed=7)
     examples = _examples("pascal_context", data_dir)
     assert sorted(examples) == sorted(item.image_id for item in plan)
     assert [item.person for item in plan] == [True, False, False] * 2
@@ -137,7 +140,7 @@ def test_pascal_decodes_to_the_scenes(prepared):
 def test_pascal_part_names_and_json_are_the_authors(prepared):
     manual, _ = prepared
     root = os.path.join(manual, "PASCAL_MT")
-    item = standins.pascal_plan(4, 2, PASCAL_SIZES, seed=7)[0]
+    item = standin_plan.pascal_plan(4, 2, PASCAL_SIZES, seed=7)[0]
     anno = scipy.io.loadmat(os.path.join(root, "PascalParts",
                                          item.image_id + ".mat"))["anno"]
     assert str(anno[0][0][0][0]) == item.image_id
@@ -209,9 +212,9 @@ def test_killed_run_resumes_to_the_same_files(tmp_path):
 def test_cli(tmp_path, capsys):
     def run(*args):
         flag_values = flags.FlagValues()
-        standins.define_flags(flag_values)
+        standins_cli.define_flags(flag_values)
         flag_values(["standins", *args])
-        return run_cli(lambda argv: standins.main(argv, flag_values),
+        return run_cli(lambda argv: standins_cli.main(argv, flag_values),
                        ["standins"])
     args = ["--dataset=nyud", f"--out={tmp_path}", "--num_train=2",
             "--num_val=1", "--size=16,24", "--progress_every=2",

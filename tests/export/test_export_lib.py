@@ -1,5 +1,6 @@
-"""Tests of `rmtl_tf/export/export_lib.py`: layout and versions, SavedModel
-and TFLite outputs against Keras, and the shared bank stored once."""
+"""Tests of `rmtl_tf/export/export_lib.py` (and `versions.py`): layout and
+versions, SavedModel and TFLite outputs against Keras, and the shared bank
+stored once."""
 
 import os
 
@@ -9,7 +10,7 @@ import tensorflow as tf
 from ai_edge_litert import schema_py_generated as tflite_schema
 from ai_edge_litert.interpreter import Interpreter
 
-from rmtl_tf.export import export_lib
+from rmtl_tf.export import export_lib, versions
 
 TASKS = ("semseg", "depth", "normals")  # softmax, linear, unit vectors.
 # The export traces the factorized graph (bank conv, then modulator), the
@@ -90,11 +91,11 @@ def test_export_layout(exported):
 
 
 def test_next_version(tmp_path):
-    assert export_lib.next_version(str(tmp_path / "missing")) == 1
+    assert versions.next_version(str(tmp_path / "missing")) == 1
     for name in ("1", "3", "10", "foo", ".tmp-export-x"):
         (tmp_path / name).mkdir()
     (tmp_path / "12").write_text("a file, not a version")
-    assert export_lib.next_version(str(tmp_path)) == 11
+    assert versions.next_version(str(tmp_path)) == 11
 
 
 def test_versions_increment_and_existing_version_is_kept(small_model,
@@ -122,7 +123,7 @@ def test_overwrite_replaces_a_version_and_restores_it_on_failure(
     export_lib.export(small_model, str(tmp_path), model_name="m",
                       task_packs=True)
     base = tmp_path / "m"
-    assert [os.path.basename(p) for p in export_lib.version_files(
+    assert [os.path.basename(p) for p in versions.version_files(
         str(tmp_path), "m", 1)] == ["1", "m-1.json", "m-1.tflite",
                                     "semseg-1.npz"]
     with pytest.raises(FileExistsError, match=r"Version 1 already exists.*"

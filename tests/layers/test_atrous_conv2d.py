@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from rmtl_tf.layers import conv_ops
 from rmtl_tf.layers.atrous_conv2d import AtrousConv2D
 from rmtl_tf.models.layer_factory import conv2d_layer
+from rmtl_tf.testing import run_layer_test
 
 
 def _same_padded(x, kernel, rate):
@@ -80,12 +82,11 @@ def test_gradients_match_numpy_with_and_without_dilated_grad_kernels(
     # TensorFlow's Eigen CPU kernels (oneDNN off: CPUs without AVX-512)
     # have no dilated gradient ops; there the layer differentiates through
     # space-to-batch. Both paths must give the same gradients.
-    from rmtl_tf.layers import reparam_conv2d
     if native:
-        if not reparam_conv2d._dilated_gradients_supported("SAME"):
+        if not conv_ops._dilated_gradients_supported("SAME"):
             pytest.skip("this TensorFlow build has no dilated gradient ops")
     else:
-        monkeypatch.setitem(reparam_conv2d._DILATED_GRADIENTS,
+        monkeypatch.setitem(conv_ops._DILATED_GRADIENTS,
                             (False, "float32"), False)
     rng = np.random.default_rng(rate)
     x = tf.constant(rng.normal(size=(2, 9, 11, 3)).astype("float32"))
@@ -96,8 +97,7 @@ def test_gradients_match_numpy_with_and_without_dilated_grad_kernels(
     def grads(x):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            y = reparam_conv2d.bank_conv(x, kernel, (1, 1), "same",
-                                         (rate, rate))
+            y = conv_ops.bank_conv(x, kernel, (1, 1), "same", (rate, rate))
             loss = tf.reduce_sum(y * upstream)
         return tape.gradient(loss, [x, kernel])
 
@@ -124,19 +124,13 @@ def test_dilated_graph_has_no_space_to_batch():
     assert "SpaceToBatchND" not in ours and "Conv2D" in ours
 
 
-def test_keras_save_load_round_trip(tmp_path):
-    inputs = keras.Input((12, 12, 3))
-    outputs = AtrousConv2D(6, 3, padding="same", dilation_rate=2,
-                           name="aspp")(inputs)
-    model = keras.Model(inputs, outputs)
-    x = np.random.default_rng(0).normal(size=(1, 12, 12, 3)).astype("float32")
-    path = str(tmp_path / "m.keras")
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    assert type(loaded.get_layer("aspp")) is AtrousConv2D
-    assert loaded.get_layer("aspp").get_config()["dilation_rate"] == (2, 2)
-    np.testing.assert_array_equal(model.predict(x, verbose=0),
-                                  loaded.predict(x, verbose=0))
+def test_layer_checks(tmp_path):
+    x = np.random.default_rng(0).normal(size=(2, 12, 12, 3)).astype("float32")
+    run_layer_test(AtrousConv2D,
+                   dict(filters=6, kernel_size=3, padding="same",
+                        dilation_rate=2),
+                   x, (2, 12, 12, 6), expected_num_trainable_weights=2,
+                   tmp_dir=tmp_path)
 
 
 def test_rejects_channels_first():

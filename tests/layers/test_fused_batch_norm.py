@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from rmtl_tf.layers.fused_batch_norm import FusedBatchNormalization
+from rmtl_tf.testing import run_layer_test
 
 
 def _pair(channels, **kwargs):
@@ -117,14 +118,8 @@ def test_moving_statistics_match_numpy_and_stay_float32(policy):
                                rtol=1e-5, atol=1e-5)
 
 
-def test_keras_save_load_round_trip(tmp_path):
-    inputs = keras.Input((4, 5, 3))
-    model = keras.Model(inputs, FusedBatchNormalization(name="bn")(inputs))
+def test_layer_checks(tmp_path):
     x = np.random.default_rng(7).normal(size=(8, 4, 5, 3)).astype("float32")
-    model(x, training=True)  # Moves the statistics away from the init.
-    path = str(tmp_path / "bn.keras")
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    assert type(loaded.get_layer("bn")) is FusedBatchNormalization
-    np.testing.assert_array_equal(model.predict(x, verbose=0),
-                                  loaded.predict(x, verbose=0))
+    run_layer_test(FusedBatchNormalization, dict(momentum=0.9, epsilon=1e-5),
+                   x, (8, 4, 5, 3), expected_num_trainable_weights=2,
+                   expected_num_non_trainable_weights=2, tmp_dir=tmp_path)

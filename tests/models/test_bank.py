@@ -54,7 +54,7 @@ def _tiny(tasks, seed=1):
 def _features(model, task):
     """`task`'s backbone features through the model's own layers."""
     layers = {layer.name: layer for layer in model.layers}
-    factory = LayerFactory("reparam", model.tasks, reuse=layers)
+    factory = LayerFactory("rc", model.tasks, reuse=layers)
     image = keras.Input((None, None, 3))
     features = resnet_features(factory, model.get_layer("normalize")(image),
                                task, model.backbone, model.width_multiplier)

@@ -67,7 +67,7 @@ def _backbone_features(model, task):
     graph.
     """
     layers = {layer.name: layer for layer in model.layers}
-    factory = LayerFactory("reparam", model.tasks, reuse=layers)
+    factory = LayerFactory("rc", model.tasks, reuse=layers)
     image = keras.Input((None, None, 3))
     normalized = model.get_layer("normalize")(image)
     features = resnet_features(factory, normalized, task, model.backbone,

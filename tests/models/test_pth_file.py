@@ -12,7 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from rmtl_tf.models import pth_file, weight_import
+from rmtl_tf.models import pth_file, torch_state
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 sys.path.insert(0, FIXTURES)
@@ -33,10 +33,10 @@ def test_committed_checkpoints_read_exactly(layout):
     assert {k: loaded[k] for k in extra} == extra
 
 
-def test_weight_import_reads_pth_without_torch(monkeypatch):
+def test_torch_state_reads_pth_without_torch(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch fails.
     path = os.path.join(FIXTURES, write_pth_fixtures.FILES["legacy"])
-    state_dict = weight_import.load_state_dict(path)
+    state_dict = torch_state.load_state_dict(path)
     # Unwrapped from "state_dict", the DataParallel "module." dropped.
     assert "conv1.weight" in state_dict and "bn1.running_var" in state_dict
     np.testing.assert_array_equal(
@@ -66,7 +66,7 @@ def test_pickled_code_is_refused(tmp_path, obj):
     with pytest.raises(pth_file.UnsafeCheckpointError, match="Refusing"):
         pth_file.load(path)
     with pytest.raises(ValueError, match="evil.pth.*Refusing"):
-        weight_import.load_state_dict(path)
+        torch_state.load_state_dict(path)
 
 
 def test_legacy_pickled_code_is_refused(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 
 from rmtl_tf import build_model
 from rmtl_tf.data import synthetic_dataset
-from rmtl_tf.models import variants
+from rmtl_tf.models import parameter_counts, variants
 from rmtl_tf.tasks import registry
 
 H, L, C = 8, 4, 6  # Head width, low-level width, semseg classes
@@ -54,7 +54,7 @@ def _model(variant, tasks=("semseg", "depth")):
 @pytest.mark.parametrize("variant", ["rc", "rc_nff", "ra_series",
                                      "ra_parallel", "conv", "shared"])
 def test_parameter_counts_match_closed_forms(variant):
-    summary = variants.parameter_summary(_model(variant))
+    summary = parameter_counts.parameter_summary(_model(variant))
     assert summary["per_task"] == {"semseg": own(variant, C),
                                    "depth": own(variant, 1)}
     frozen = BANK if variant in ("rc", "rc_nff", "ra_series",
@@ -67,8 +67,9 @@ def test_parameter_counts_match_closed_forms(variant):
 
 
 def test_rcm_adds_a_fraction_of_a_network_per_task():
-    single = variants.parameter_summary(_model("conv", ["semseg"]))["total"]
-    rc = variants.parameter_summary(_model("rc_nff", ["semseg"]))
+    single = parameter_counts.parameter_summary(
+        _model("conv", ["semseg"]))["total"]
+    rc = parameter_counts.parameter_summary(_model("rc_nff", ["semseg"]))
     assert rc["per_task"]["semseg"] < single
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import rmtl_tf
-from rmtl_tf.models import bank, checkpoint_assembly, weight_import
+from rmtl_tf.models import bank, checkpoint_assembly, torch_state
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                         "fixtures")
@@ -404,7 +404,7 @@ def _save(path, arrays):
 
 def _task_dict(state_dict, task):
     return {n: v for n, v in state_dict.items()
-            if weight_import.checkpoint_tasks({n: v}) in ([], [task])}
+            if torch_state.checkpoint_tasks({n: v}) in ([], [task])}
 
 
 def test_assemble_rejects_other_banks_and_twice_a_task(state_dict):
@@ -466,7 +466,7 @@ def test_pth_files_and_convert_tool(state_dict, tmp_path):
         assert sorted(data.files) == sorted(state_dict)
         np.testing.assert_array_equal(data["conv1.Ws.weight"],
                                       state_dict["conv1.Ws.weight"])
-    loaded = weight_import.load_state_dict(pth)
+    loaded = torch_state.load_state_dict(pth)
     assert sorted(loaded) == sorted(state_dict)
 
 

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from rmtl_tf.layers.reparam_conv2d import validate_task_name
+from rmtl_tf.layers.task_state import validate_task_name
 from rmtl_tf.metrics import simple_metrics
 from rmtl_tf.tasks import losses, registry
 
@@ -74,11 +74,13 @@ def test_get_task_unknown_lists_the_options():
 
 
 def test_parse_tasks():
-    assert registry.parse_tasks("semseg, depth,normals") == [
-        "semseg", "depth", "normals"]
-    assert registry.parse_tasks("edge,,") == ["edge"]
-    assert registry.parse_tasks(("depth", "edge")) == ["depth", "edge"]
-    assert registry.parse_tasks("") == []
+    assert registry.parse_tasks("semseg, depth,normals") == (
+        "semseg", "depth", "normals")
+    assert registry.parse_tasks("edge,,") == ("edge",)
+    assert registry.parse_tasks(("depth", "edge")) == ("depth", "edge")
+    assert registry.parse_tasks(["depth", "edge"]) == ("depth", "edge")
+    assert registry.parse_tasks("") == ()
+    assert registry.parse_tasks(None) is None
     with pytest.raises(ValueError, match="Duplicate task 'depth'"):
         registry.parse_tasks("depth,semseg,depth")
     with pytest.raises(ValueError, match="sem"):

@@ -36,7 +36,7 @@ import numpy as np
 import pytest
 
 from rmtl_tf.data import datasets
-from rmtl_tf.training import distribute, train_lib
+from rmtl_tf.training import distribute, strategies, train_lib
 from rmtl_tf.training.config import TrainConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -330,11 +330,11 @@ def test_bad_names_are_clear_errors(tmp_path):
 ])
 def test_malformed_tf_config_is_a_clear_error(value, message):
     with pytest.raises(ValueError, match=message):
-        distribute.parse_tf_config(value)
+        strategies.parse_tf_config(value)
 
 
 def test_valid_tf_config_parses():
-    spec = distribute.parse_tf_config(json.dumps(
+    spec = strategies.parse_tf_config(json.dumps(
         {"cluster": {"worker": ["a:1", "b:2"]},
          "task": {"type": "worker", "index": 1}}))
     assert spec["task"]["index"] == 1

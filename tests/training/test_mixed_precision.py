@@ -20,7 +20,7 @@ import tensorflow as tf
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
 from rmtl_tf.models.multitask_model import MultiTaskModel
 from rmtl_tf.tasks import registry
-from rmtl_tf.training import distribute, train_lib
+from rmtl_tf.training import distribute, precision, train_lib
 from rmtl_tf.training.config import TrainConfig
 
 COMPUTE = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}
@@ -191,14 +191,13 @@ def test_float32_copy_of_a_mixed_model(float32_run):
 
 
 def test_bfloat16_hint_only_on_native_bfloat16_cpus(tmp_path):
-    from rmtl_tf.training import distribute  # pylint: disable=import-outside-toplevel
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 amx_bf16 "
                        "avx512f\nmodel name\t: x\n")
-    flags = distribute.cpu_flags(str(cpuinfo))
+    flags = precision.cpu_flags(str(cpuinfo))
     assert {"amx_bf16", "avx2"} <= flags
-    hint = distribute.bfloat16_hint("float32", flags)
+    hint = precision.bfloat16_hint("float32", flags)
     assert "amx_bf16" in hint and "--mixed_precision=mixed_bfloat16" in hint
-    assert distribute.bfloat16_hint("mixed_bfloat16", flags) is None
-    assert distribute.bfloat16_hint("float32", {"avx2", "fma"}) is None
-    assert distribute.cpu_flags(str(tmp_path / "none")) == set()
+    assert precision.bfloat16_hint("mixed_bfloat16", flags) is None
+    assert precision.bfloat16_hint("float32", {"avx2", "fma"}) is None
+    assert precision.cpu_flags(str(tmp_path / "none")) == set()

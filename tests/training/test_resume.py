@@ -130,17 +130,17 @@ def _config(model_dir, **overrides):
 
 def test_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(
         tmp_path, monkeypatch):
-    load_split = datasets.load_split
+    split = datasets.DataSource.split
 
-    def poisoned(*args, **kwargs):
-        ds = load_split(*args, **kwargs)
+    def poisoned(self, *args, **kwargs):
+        ds = split(self, *args, **kwargs)
         if not kwargs.get("training"):
             return ds
         # Batch index 4 (step 5) carries a NaN pixel.
         return ds.enumerate().map(lambda i, batch: (
             tf.where(i == 4, batch[0] * np.nan, batch[0]), batch[1]))
 
-    monkeypatch.setattr(datasets, "load_split", poisoned)
+    monkeypatch.setattr(datasets.DataSource, "split", poisoned)
     with pytest.raises(FloatingPointError) as error:
         train_lib.train(_config(tmp_path), log=lambda *_: None)
     message = str(error.value)
@@ -200,7 +200,7 @@ def test_learning_rate_schedule_continues_from_the_restored_step(tmp_path):
     def setup():
         model = train_lib.MultiTaskModel(
             tasks=["semseg"], num_classes={"semseg": 4}, image_size=(32, 32),
-            **config.architecture())
+            **config.model_kwargs())
         optimizer = train_lib._optimizer(config, 10)  # pylint: disable=protected-access
         optimizer.build(model.trainable_variables)
         return model, optimizer

@@ -121,7 +121,7 @@ def test_ri_images_computes_the_pca_on_the_folder(tmp_path):
     the training scenes; and the two RI sources exclude each other."""
     from PIL import Image  # pylint: disable=import-outside-toplevel
     from rmtl_tf.models import bank  # pylint: disable=import-outside-toplevel
-    from rmtl_tf.models import multitask_model  # pylint: disable=import-outside-toplevel
+    from rmtl_tf.models import resnet_backbone  # pylint: disable=import-outside-toplevel
     rng = np.random.default_rng(1)
     crops = []
     for i in range(3):  # Short side 256: the crop is plain slicing.
@@ -140,8 +140,8 @@ def test_ri_images_computes_the_pca_on_the_folder(tmp_path):
     ri = bank.load_npz(str(model_dir / "ri.npz"))
     kernel = bank.load_npz(str(model_dir / "bank.npz"))["conv1/kernel"]
     # conv1 (7x7, stride 2, pad 3) of the normalized crops, in numpy.
-    x = (np.stack(crops) - np.array(multitask_model.IMAGENET_MEAN)) / \
-        np.array(multitask_model.IMAGENET_STD)
+    x = (np.stack(crops) - np.array(resnet_backbone.IMAGENET_MEAN)) / \
+        np.array(resnet_backbone.IMAGENET_STD)
     x = np.pad(x, ((0, 0), (3, 3), (3, 3), (0, 0)))
     responses = sum(
         np.einsum("nhwc,co->nhwo", x[:, i:i + 224:2, j:j + 224:2],

@@ -98,6 +98,10 @@ def test_human_parts_alone_keeps_images_with_a_person(pascal):
                              ["human_parts", "semseg"], (40, 56), 1, None,
                              data_dir=data_dir)
     assert len(list(ds)) == 3
+    # Any sequence of tasks, a tuple too.
+    examples, _, _, _ = datasets.resolve("pascal_context", data_dir).examples(
+        "train", ("human_parts",))
+    assert len(list(examples)) == persons
 
 
 @pytest.mark.parametrize("fault,match", [

@@ -15,7 +15,7 @@ Build (once; writes `DATA_DIR/nyud_mt/1.0.0/`):
 
     python train.py --flagfile=configs/nyud.cfg --manual_dir=MANUAL_DIR \
         --data_dir=DATA_DIR        # builds first, then trains
-    # or only build: python -m rmtl_tf.data.prepare --dataset=nyud \
+    # or only build: python -m rmtl_tf.cli.prepare --dataset=nyud \
     #         --manual_dir=MANUAL_DIR --data_dir=DATA_DIR
 
 Without a manual copy, `--download` fetches the archive (the builder's
@@ -24,9 +24,9 @@ default when used directly with TFDS).
 Load:
 
     from rmtl_tf.data import datasets
-    ds = datasets.load_split("nyud", "train", ["semseg", "depth"],
-                             (425, 560), 8, None, data_dir=DATA_DIR,
-                             training=True)
+    data = datasets.resolve("nyud", DATA_DIR)
+    ds = data.split("train", ["semseg", "depth"], (425, 560), 8, None,
+                    training=True)
 
 Layout read (`NYUD_MT/`): `images/<id>.jpg`, `segmentation/<id>.mat` (key
 'segmentation'), `depth/<id>.mat` (key 'depth'), `normals/<id>.jpg`,

@@ -20,7 +20,7 @@ Build (once; writes `DATA_DIR/pascal_mt/1.0.0/`):
     python train.py --flagfile=configs/pascal_context.cfg \
         --manual_dir=MANUAL_DIR --data_dir=DATA_DIR
     # or only build:
-    #   python -m rmtl_tf.data.prepare --dataset=pascal_context \
+    #   python -m rmtl_tf.cli.prepare --dataset=pascal_context \
     #       --manual_dir=MANUAL_DIR --data_dir=DATA_DIR
 
 Layout read (`PASCAL_MT/`): `JPEGImages/<id>.jpg`,
