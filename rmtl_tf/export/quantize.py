@@ -21,11 +21,10 @@ it. For finer recipes (per-layer bit widths, int16 activations) on a
 `ai-edge-quantizer`).
 """
 
-import os
-
 import numpy as np
 import tensorflow as tf
 
+from rmtl_tf import atomic_files
 from rmtl_tf.data import datasets
 
 QUANTIZATIONS = ("none", "dynamic", "float16", "int8")
@@ -96,13 +95,9 @@ def write_tflite(saved_model_path, path, signature_keys, quantization="none",
     at `path` (written to a temporary file, then renamed)."""
     content = converter(saved_model_path, signature_keys, quantization,
                         images).convert()
-    tmp = f"{path}.tmp"
-    try:
+
+    def write(tmp):
         with open(tmp, "wb") as f:
             f.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+
+    return atomic_files.atomic_write(path, write)
