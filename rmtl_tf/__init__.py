@@ -17,6 +17,8 @@ with _quiet():  # A command-line tool: TensorFlow's C++ notices hidden.
     from rmtl_tf.models.checkpoint_assembly import assemble_checkpoints
     from rmtl_tf.models.multitask_model import (MultiTaskModel, add_task,
                                                 build_model, predictions)
+    from rmtl_tf.models.reparameterize import (ReparameterizedModel,
+                                               reparameterize)
     from rmtl_tf.models.weight_import import (export_state_dict,
                                               import_state_dict)
     from rmtl_tf.tasks.registry import TASKS, TaskSpec, get_task
@@ -27,4 +29,5 @@ __all__ = [
     "ReparamConv2D", "ResizeLike", "MultiTaskModel", "build_model",
     "add_task", "predictions", "TASKS", "TaskSpec", "get_task",
     "import_state_dict", "export_state_dict", "assemble_checkpoints",
+    "reparameterize", "ReparameterizedModel",
 ]

@@ -48,6 +48,10 @@ class ReparamConv2D(keras.layers.Layer):
             40% in bfloat16), and fused at inference.
         modulator_init: how new modulators start: `"identity"` (default, the
             task starts as the bank), `"orthogonal"` or `"random_normal"`.
+        use_bias: bool, give each task its own bias (`bias_<task>`, zeros
+            at creation), added after the modulator. False by default (the
+            paper's convs have none); `rmtl_tf.reparameterize` sets it for
+            convs that had a bias, initialized with the pretrained one.
         bank_initializer: initializer of the bank before pretrained weights
             are loaded into it.
         **kwargs: base layer arguments (`name`, `dtype`, ...).
@@ -81,6 +85,7 @@ class ReparamConv2D(keras.layers.Layer):
         compute_mode="auto",
         modulator_init="identity",
         bank_initializer="he_normal",
+        use_bias=False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -114,6 +119,8 @@ class ReparamConv2D(keras.layers.Layer):
         self.compute_mode = compute_mode
         self.modulator_init = modulator_init
         self.bank_initializer = keras.initializers.get(bank_initializer)
+        self.use_bias = bool(use_bias)
+        self.biases = {}
         self.tasks = []
         self.modulators = {}
         for task in tasks:
@@ -178,6 +185,13 @@ class ReparamConv2D(keras.layers.Layer):
                 initializer=initializer,
                 trainable=True,
             )
+        if self.use_bias:
+            self.biases[task] = self.add_weight(
+                name=f"bias_{task}",
+                shape=(self.filters,),
+                initializer="zeros",
+                trainable=True,
+            )
 
     def add_task(self, task, init=None):
         """Adds a modulator for `task` (identity-initialized by default).
@@ -196,7 +210,8 @@ class ReparamConv2D(keras.layers.Layer):
         """The variables owned by `task` in this layer."""
         task_state.check_task(self, task)
         modulator = self.modulators[task]
-        return list(modulator.values()) if self.nff else [modulator]
+        variables = list(modulator.values()) if self.nff else [modulator]
+        return variables + ([self.biases[task]] if self.use_bias else [])
 
     # -- math ----------------------------------------------------------------
 
@@ -226,10 +241,14 @@ class ReparamConv2D(keras.layers.Layer):
                  or (self.compute_mode == "auto" and not training))
         if fused:
             kernel = ops.cast(self.task_kernel(task), inputs.dtype)
-            return self._conv(inputs, kernel)
-        responses = self._conv(inputs, ops.cast(self.bank, inputs.dtype))
-        modulator = ops.cast(self.modulator(task), inputs.dtype)
-        return ops.tensordot(responses, modulator, axes=[[3], [0]])
+            outputs = self._conv(inputs, kernel)
+        else:
+            responses = self._conv(inputs, ops.cast(self.bank, inputs.dtype))
+            modulator = ops.cast(self.modulator(task), inputs.dtype)
+            outputs = ops.tensordot(responses, modulator, axes=[[3], [0]])
+        if self.use_bias:
+            outputs = outputs + ops.cast(self.biases[task], outputs.dtype)
+        return outputs
 
     def _conv(self, inputs, kernel):
         # A module global looked up at call time: benchmarks/bench_speed.py
@@ -260,6 +279,7 @@ class ReparamConv2D(keras.layers.Layer):
                 "bank_initializer": keras.initializers.serialize(
                     self.bank_initializer
                 ),
+                "use_bias": self.use_bias,
             }
         )
         return config

@@ -401,6 +401,7 @@ def _full_layer():
         compute_mode="factorized",
         modulator_init="orthogonal",
         bank_initializer=keras.initializers.GlorotUniform(seed=7),
+        use_bias=True,
         name="every_option",
         dtype="float32",
     )
@@ -412,7 +413,8 @@ def test_config_holds_every_option():
                            padding=(1, 2), dilation_rate=(1, 1),
                            tasks=["semseg", "depth"], nff=True,
                            compute_mode="factorized",
-                           modulator_init="orthogonal").items():
+                           modulator_init="orthogonal",
+                           use_bias=True).items():
         assert config[key] == value, key
 
 
@@ -424,8 +426,9 @@ def test_config_holds_every_option():
     (dict(filters=6, kernel_size=(3, 5), strides=(2, 1), padding=(1, 2),
           dilation_rate=1, tasks=["a"], nff=True, compute_mode="factorized",
           modulator_init="orthogonal",
-          bank_initializer=keras.initializers.GlorotUniform(seed=7)),
-     (BATCH, 4, 8, 6), 2),
+          bank_initializer=keras.initializers.GlorotUniform(seed=7),
+          use_bias=True),
+     (BATCH, 4, 8, 6), 3),
 ], ids=["plain", "every_option"])
 def test_layer_checks(tmp_path, init_kwargs, output_shape, num_trainable):
     run_layer_test(ReparamConv2D, init_kwargs, _inputs((BATCH, 8, 8, C_IN)),
@@ -545,3 +548,23 @@ def test_auto_is_fused_at_inference_and_factorized_in_training():
     np.testing.assert_array_equal(
         auto(x, task="a", training=True).numpy(),
         layers["factorized"](x, task="a", training=True).numpy())
+
+
+@pytest.mark.parametrize("compute_mode", ["fused", "factorized"])
+def test_per_task_bias_matches_numpy(compute_mode):
+    layer = ReparamConv2D(5, 3, strides=2, tasks=["a", "b"], use_bias=True,
+                          compute_mode=compute_mode, nff=True)
+    x = _inputs((BATCH, 9, 9, C_IN))
+    layer(x, task="a")
+    rng = np.random.default_rng(3)
+    for task in ("a", "b"):
+        for variable in layer.task_variables(task):
+            variable.assign(rng.normal(size=variable.shape))
+    for task in ("a", "b"):
+        v, g, bias = (layer.task_variables(task)[i].numpy() for i in range(3))
+        expected = reparam_ref(x, layer.bank.numpy(), nff_ref(v, g),
+                               strides=(2, 2)) + bias
+        np.testing.assert_allclose(layer(x, task=task), expected, rtol=1e-4,
+                                   atol=1e-4)
+    assert [v.name for v in layer.task_variables("b")] == [
+        "modulator_b_v", "modulator_b_g", "bias_b"]
