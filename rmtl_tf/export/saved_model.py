@@ -17,6 +17,7 @@ import tempfile
 import keras
 
 from rmtl_tf.export import export_metadata
+from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
 from rmtl_tf.export import signatures as signatures_lib
 from rmtl_tf.models import multitask_model
 
@@ -24,10 +25,9 @@ PRECISIONS = ("float32", "bfloat16")
 
 
 @contextlib.contextmanager
-def _compute_mode(model, mode):
+def compute_mode(model, mode):
     """Traces `model`'s reparameterized convs in `mode`, then restores."""
-    layers = (model.reparam_layers()
-              if isinstance(model, multitask_model.MultiTaskModel) else [])
+    layers = [l for l in model.layers if isinstance(l, ReparamConv2D)]
     saved = [layer.compute_mode for layer in layers]
     try:
         for layer in layers:
@@ -90,7 +90,7 @@ def write_saved_model(model, path, fold_modulators=False,
     tmp = tempfile.mkdtemp(prefix=".tmp-export-", dir=parent)
     try:
         # The functions are traced here.
-        with _compute_mode(model, "fused" if fold_modulators
+        with compute_mode(model, "fused" if fold_modulators
                            else "factorized"):
             archive.write_out(tmp, verbose=False)
         os.replace(tmp, path)
