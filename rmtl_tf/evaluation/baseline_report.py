@@ -94,14 +94,15 @@ class TrivialBaseline:
 
 
 def evaluate_with_baselines(model, data, image_size, num_examples,
-                            batch_size, seed=0):
+                            batch_size, seed=0, log=None):
     """Every task of `model` and its trivial baseline on the validation
     split (full resolution, padded to at least `image_size`, the training
     crop: the authors pad to theirs, NYUD 425x560, PASCAL 512x512) of
     `data`, the resolved dataset (`datasets.resolve`).
 
     Returns {task: {"metric", "model", "baseline", "lower_is_better"}}: the
-    headline metric (`task_metrics.HEADLINE`) of each.
+    headline metric (`task_metrics.HEADLINE`) of each. `log(str)` gets a
+    progress line every few batches (a real split takes an hour on a CPU).
     """
     tasks = list(model.tasks)
     size = tuple(image_size)
@@ -120,7 +121,7 @@ def evaluate_with_baselines(model, data, image_size, num_examples,
         scored[name] = evaluate_lib.evaluate(
             predictor, split("validation"), tasks, data.name,
             data.num_classes,
-            progress=False)["headline"]
+            progress=False, log=log)["headline"]
     results = {}
     for task in tasks:
         head = task_metrics.headline(task)

@@ -153,6 +153,9 @@ def run_evaluation(config, log=print):
             "table": results_table.format_markdown(rows, reference, tasks)}
 
 
+LOG_EVERY = 10  # Batches between `log` lines of `evaluate`.
+
+
 def _progress_bar(target):
     import keras  # pylint: disable=import-outside-toplevel
     return keras.utils.Progbar(target, unit_name="batch",
@@ -161,7 +164,8 @@ def _progress_bar(target):
 
 def evaluate(predictor, dataset, tasks=None, dataset_name="synthetic",
              num_classes=None, edge_max_dist=None, num_batches=None,
-             summary_writer=None, max_images=3, progress=True):
+             summary_writer=None, max_images=3, progress=True, log=None,
+             log_every=LOG_EVERY):
     """Benchmark metrics of `predictor` on `dataset`.
 
     Args:
@@ -178,6 +182,9 @@ def evaluate(predictor, dataset, tasks=None, dataset_name="synthetic",
         summary_writer: a `tf.summary` writer; the first batch's panels
             (input | truth | prediction) are written with it.
         max_images: panels written per task.
+        progress: a Keras progress bar.
+        log: optional `log(str)`: a line every `log_every` batches (images
+            so far, seconds, images/s), for runs without a terminal.
 
     Returns:
         {"tasks": {task: metrics}, "headline": {task: {"metric", "value",
@@ -214,6 +221,10 @@ def evaluate(predictor, dataset, tasks=None, dataset_name="synthetic",
         count += len(images)
         if bar is not None:
             bar.update(i + 1)
+        if log is not None and (i + 1) % log_every == 0:
+            elapsed = time.time() - started
+            log(f"Evaluating {predictor.kind}: {count} images in "
+                f"{elapsed:.0f} s ({count / elapsed:.2f} images/s).")
     if count == 0:
         raise ValueError("The evaluation split is empty.")
     results = {t: metrics[t].result() for t in tasks}

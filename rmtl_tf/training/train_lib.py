@@ -230,7 +230,7 @@ def train(config, log=print):
     log(format_training_table(model, summary))
     results = baseline_report.evaluate_with_baselines(
         model, data, config.image_size, config.eval_examples,
-        config.batch_size, seed=config.seed)
+        config.batch_size, seed=config.seed, log=log)
     summary["evaluation"] = results
     checkpoint.atomic_write_json(
         os.path.join(config.model_dir, SUMMARY_FILE), summary)

@@ -52,6 +52,17 @@ def test_perfect_predictions_score_perfectly(tmp_path):
     assert all(os.path.getsize(p) > 1000 for p in paths.values())
 
 
+def test_progress_lines_for_runs_without_a_terminal():
+    arrays = synthetic_dataset.synthetic_arrays("validation", 6, SIZE)
+    batches = [(arrays["image"][i:i + 2],
+                {t: arrays[t][i:i + 2] for t in TASKS}) for i in (0, 2, 4)]
+    lines = []
+    evaluate_lib.evaluate(_perfect_predictor(batches), batches,
+                          progress=False, log=lines.append, log_every=2)
+    assert len(lines) == 1 and lines[0].startswith(
+        "Evaluating fake: 4 images in "), lines
+
+
 @pytest.fixture(scope="module")
 def tiny_model_dir(tmp_path_factory):
     keras.utils.set_random_seed(0)
