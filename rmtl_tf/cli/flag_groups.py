@@ -11,6 +11,7 @@ import sys
 from absl import flags
 
 from rmtl_tf.data.dataset_specs import DATASETS
+from rmtl_tf.models import backbones
 from rmtl_tf.models.variants import VARIANTS
 
 FLAGS = flags.FLAGS
@@ -89,7 +90,9 @@ def define_model_flags(flag_values=FLAGS):
     --low_level_channels, --variant."""
     fv = flag_values
     define(flags.DEFINE_string, "backbone", "resnet18", fv,
-           help="resnet18, resnet34 or resnet_tiny.")
+           help=f"One of {', '.join(backbones.NAMES)}: ResNets (BasicBlock) "
+           "or MobileNetV2 (depthwise convs frozen and shared in the bank "
+           "variants), output stride 16, DeepLabv3+ heads.")
     define(flags.DEFINE_float, "width_multiplier", 1.0, fv,
            help="Scales the backbone's channel widths.")
     define(flags.DEFINE_integer, "head_channels", 256, fv,

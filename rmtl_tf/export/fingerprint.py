@@ -9,8 +9,10 @@ never touches the bank) keeps it. Exports and task packs record it.
 
 Banks are the frozen kernels of the layers that hold one and per-task
 parts (`MultiTaskModel.bank_layers()`: `ReparamConv2D` in the "rc"
-architecture, `AdapterConv2D` in "ra_series"/"ra_parallel"). The "conv"
-and "shared" baselines have no bank: `has_bank` is False.
+architecture, `AdapterConv2D` in "ra_series"/"ra_parallel"), and of the
+frozen shared depthwise convs of MobileNetV2 in those architectures
+(`BankDepthwiseConv2D`, no per-task part). The "conv" and "shared"
+baselines have no bank: `has_bank` is False.
 
 A task fingerprint is the same hash over one task's own variables: two
 export versions with equal task fingerprints serve that task identically.
@@ -21,6 +23,7 @@ import hashlib
 import numpy as np
 
 from rmtl_tf.layers.adapter_conv2d import AdapterConv2D
+from rmtl_tf.layers.bank_depthwise_conv2d import BankDepthwiseConv2D
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
 
 # Digits shown in messages; the full hex digest is what is stored.
@@ -45,7 +48,8 @@ def _is_bank_layer(layer):
 
 def bank_layers(model):
     """`model`'s layers holding a bank, sorted by layer name."""
-    layers = [l for l in model.layers if _is_bank_layer(l)]
+    layers = [l for l in model.layers
+              if _is_bank_layer(l) or isinstance(l, BankDepthwiseConv2D)]
     return sorted(layers, key=lambda l: l.name)
 
 

@@ -4,10 +4,13 @@ Since `Wt . (Ws * x) = (Ws @ Wt) * x`, a task's modulator (with its NFF
 scale `g / ||v||`) folds into the bank: one plain kernel per convolution.
 BatchNorm at inference is affine per channel, so it folds into the conv
 before it: `K' = K * s`, `b' = (b - mean) * s + beta`, `s = gamma /
-sqrt(var + eps)`. What is left is the task's path as a plain ResNet +
-DeepLabv3+ of `Conv2D` layers with biases: the fastest graph for one
-task, at the price of its own copy of the bank (no other task can share
-the folded kernels).
+sqrt(var + eps)`. A depthwise conv (MobileNetV2's; frozen and shared in
+the bank architectures) takes its task's BatchNorm the same way, scaled per
+output channel, into a `DepthwiseConv2D` of the task's own. What is left
+is the task's path as a plain ResNet / MobileNetV2 + DeepLabv3+ of
+`Conv2D` (and `DepthwiseConv2D`) layers with biases: the fastest graph for
+one task, at the price of its own copy of the bank (no other task can
+share the folded kernels).
 
 The graph is the task's path of the model itself (`task_model`), cloned
 op by op, so the folded network computes the same function whatever the
@@ -34,8 +37,20 @@ def _folded_conv(layer):
         name=layer.name)
 
 
+def _folded_depthwise(layer):
+    """A `DepthwiseConv2D` with bias standing for depthwise `layer`."""
+    return keras.layers.DepthwiseConv2D(
+        layer.kernel_size, strides=layer.strides, padding=layer.padding,
+        depth_multiplier=layer.depth_multiplier,
+        dilation_rate=layer.dilation_rate, use_bias=True, name=layer.name)
+
+
 def _kernel_and_bias(layer, task):
-    if isinstance(layer, ReparamConv2D):
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        kernel = layer.kernel.numpy()
+        bias = (layer.bias.numpy() if layer.use_bias else np.zeros(
+            [kernel.shape[2] * kernel.shape[3]], np.float32))
+    elif isinstance(layer, ReparamConv2D):
         kernel = np.asarray(layer.task_kernel(task))
         bias = np.zeros([layer.filters], np.float32)
     else:
@@ -84,6 +99,10 @@ class _Folder:
             new = _folded_conv(layer)
             self.convs[id(new)] = (new, layer)
             return new
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            new = _folded_depthwise(layer)
+            self.convs[id(new)] = (new, layer)
+            return new
         if isinstance(layer, keras.layers.BatchNormalization):
             return layer  # Folded when called: never runs.
         new = layer.__class__.from_config(layer.get_config())
@@ -113,9 +132,14 @@ class _Folder:
     def assign_weights(self):
         for conv_id, (new, original) in self.convs.items():
             kernel, bias = _kernel_and_bias(original, self.task)
+            shape = kernel.shape
+            if isinstance(original, keras.layers.DepthwiseConv2D):
+                # Output channel c * multiplier + m is kernel[..., c, m].
+                kernel = kernel.reshape(shape[:2] + (1, -1))
             if conv_id in self.bn_of:
                 kernel, bias = _fold_batch_norm(kernel, bias,
                                                 self.bn_of[conv_id])
+            kernel = kernel.reshape(shape)
             new.kernel.assign(kernel.astype(np.float32))
             new.bias.assign(bias.astype(np.float32))
         for new, original in self.clones:

@@ -3,42 +3,52 @@
 A "bank weights" dict maps `"<layer>/<weight>"` to numpy arrays, in the
 naming of the plain (single-path) backbone: `"layer1_0_conv1/kernel"` (HWIO),
 `"layer1_0_bn1/gamma"`, `".../beta"`, `".../moving_mean"`,
-`".../moving_variance"`, `"layer2_0_downsample_conv/kernel"`. The conv
-kernels become the frozen banks; BatchNorm and shortcut weights initialize
-every task's own copies. Loaders are pluggable through `BANK_LOADERS`.
+`".../moving_variance"`, `"layer2_0_downsample_conv/kernel"`; for
+MobileNetV2 Keras' names (`"block_1_expand/kernel"`,
+`"block_1_depthwise/kernel"` (depthwise, `kh x kw x c x 1`),
+`"block_1_expand_BN/gamma"`, ...). The conv kernels (depthwise ones
+included) become the frozen banks; BatchNorm and shortcut weights
+initialize every task's own copies. Loaders are pluggable through
+`BANK_LOADERS`.
 """
 
 import keras
 
 from rmtl_tf.models import imagenet_bank, keras_hub_bank, torch_state
-from rmtl_tf.models.layer_factory import (BANK_LAYER_TYPES, LayerFactory,
+from rmtl_tf.models.backbones import get_backbone
+from rmtl_tf.models.layer_factory import (BANK_LAYER_TYPES,
+                                          FROZEN_SHARED_TYPES, LayerFactory,
                                           task_layer_name)
 from rmtl_tf.models.npz_file import atomic_save_npz, load_npz
-from rmtl_tf.models.resnet_backbone import input_normalization, resnet_features
 from rmtl_tf.models.variants import PLAIN
 
 BN_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
 
 
 def build_plain_backbone(backbone, width_multiplier=1.0, image_size=None):
-    """An ordinary trainable ResNet with the bank's layer names.
+    """An ordinary trainable backbone with the bank's layer names.
 
     Returns a functional model from float pixels in [0, 255] to the feature
-    dict {"P2", "P5"}.
+    dict {"P2", "P5"}. Its attribute `bank_convs` names the convs that are
+    banks in the bank architectures (not the ResNets' 1x1 shortcuts).
     """
+    spec = get_backbone(backbone, width_multiplier)
     height, width = image_size or (None, None)
     image = keras.Input((height, width, 3), name="image")
-    x = input_normalization()(image)
+    x = spec.normalization()(image)
     factory = LayerFactory(PLAIN, tasks=())
-    features = resnet_features(factory, x, None, backbone, width_multiplier)
-    return keras.Model(image, features, name=f"{backbone}_plain")
+    features = spec.features(factory, x, None, width_multiplier)
+    model = keras.Model(image, features, name=f"{backbone}_plain")
+    model.bank_convs = tuple(factory.backbone_convs)
+    return model
 
 
 def weights_from_plain(plain_model):
     """Bank weights dict from a plain backbone's conv and BN layers."""
     weights = {}
     for layer in plain_model.layers:
-        if isinstance(layer, keras.layers.Conv2D):
+        if isinstance(layer, (keras.layers.Conv2D,
+                              keras.layers.DepthwiseConv2D)):
             weights[f"{layer.name}/kernel"] = layer.kernel.numpy()
         elif isinstance(layer, keras.layers.BatchNormalization):
             for attr in BN_WEIGHTS:
@@ -72,12 +82,14 @@ BANK_LOADERS = {"npz": lambda path, backbone: load_npz(path),
                 "keras_hub": load_keras_hub}
 
 
-def load_bank_weights(spec, backbone=None):
+def load_bank_weights(spec, backbone=None, width_multiplier=1.0):
     """Resolves a bank spec to a weights dict: "imagenet" (torchvision's
-    ImageNet checkpoint of `backbone`, the paper's bank), "npz:PATH",
-    "PATH.npz", "torchvision:PATH" or "keras_hub:PRESET"."""
+    ImageNet checkpoint of `backbone`, the paper's bank; Keras' ImageNet
+    MobileNetV2 of alpha `width_multiplier` for "mobilenet_v2"),
+    "npz:PATH", "PATH.npz", "torchvision:PATH" or "keras_hub:PRESET"."""
     if spec == "imagenet":
-        return imagenet_bank.load(backbone)
+        return imagenet_bank.load(backbone,
+                                  width_multiplier=width_multiplier)
     scheme, _, path = spec.partition(":")
     if not path and spec.endswith(".npz"):
         scheme, path = "npz", spec
@@ -118,7 +130,7 @@ def _shared_targets(model, weights):
     layers of `model`, checked before anything is assigned."""
     targets, missing = [], []
     for layer in model.layers:
-        if isinstance(layer, BANK_LAYER_TYPES):
+        if isinstance(layer, BANK_LAYER_TYPES + FROZEN_SHARED_TYPES):
             key = f"{layer.name}/kernel"
             if key not in weights:
                 missing.append(key)

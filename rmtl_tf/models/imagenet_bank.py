@@ -13,6 +13,9 @@ is used as it is.
 Without network access, download the file elsewhere and put it in Keras'
 cache under its own name (the error says where), or pass
 `--bank=torchvision:PATH`.
+
+`--backbone=mobilenet_v2` takes Keras' ImageNet MobileNetV2 instead
+(`keras_applications_bank`, fetched the same way).
 """
 
 import hashlib
@@ -21,7 +24,7 @@ import re
 
 import keras
 
-from rmtl_tf.models import torch_state
+from rmtl_tf.models import keras_applications_bank, torch_state
 
 # The authors' model_urls (modules/deeplab_resnet.py).
 TORCHVISION_URLS = {
@@ -72,8 +75,9 @@ def checkpoint_path(backbone, cache_dir=None):
     if backbone not in TORCHVISION_URLS:
         raise ValueError(
             f"--bank=imagenet has no ImageNet checkpoint for backbone "
-            f"{backbone!r}. Expected one of {sorted(TORCHVISION_URLS)}, or "
-            "pass the weights with --bank=torchvision:PATH or npz:PATH.")
+            f"{backbone!r}. Expected one of "
+            f"{sorted(TORCHVISION_URLS) + ['mobilenet_v2']}, or pass the "
+            "weights with --bank=torchvision:PATH or npz:PATH.")
     url = TORCHVISION_URLS[backbone]
     name = url.rsplit("/", 1)[-1]
     cache_dir = cache_dir or _keras_cache_dir()
@@ -96,8 +100,11 @@ def checkpoint_path(backbone, cache_dir=None):
     return verify(path)
 
 
-def load(backbone, cache_dir=None):
+def load(backbone, cache_dir=None, width_multiplier=1.0):
     """Bank weights (`rmtl_tf.models.bank` naming) of `backbone`'s
-    torchvision ImageNet checkpoint."""
+    torchvision ImageNet checkpoint; for "mobilenet_v2", of Keras' ImageNet
+    MobileNetV2 with alpha `width_multiplier`."""
+    if backbone == "mobilenet_v2":
+        return keras_applications_bank.load(width_multiplier, cache_dir)
     return torch_state.bank_weights_from_torchvision(
         checkpoint_path(backbone, cache_dir))

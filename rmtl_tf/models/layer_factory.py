@@ -11,6 +11,10 @@ convolutions are held:
   task; BatchNorm and shortcut convs are per task.
 - `"ra_series"`, `"ra_parallel"`: `AdapterConv2D`, one frozen bank and one
   residual adapter per task; BatchNorm and shortcut convs per task.
+- In these three bank architectures a depthwise conv (MobileNetV2's) is a
+  `BankDepthwiseConv2D`: part of the frozen bank, shared by all tasks, with
+  no per-task part (it mixes no channels; the next 1x1 conv's modulator
+  recombines its responses).
 - `"conv"`: an ordinary trainable conv per task (one network per task).
 - `"shared"`: one trainable backbone for all tasks (convs and BatchNorm
   shared), heads per task: the usual multi-task network.
@@ -22,6 +26,7 @@ import keras
 
 from rmtl_tf.layers.adapter_conv2d import AdapterConv2D
 from rmtl_tf.layers.atrous_conv2d import AtrousConv2D
+from rmtl_tf.layers.bank_depthwise_conv2d import BankDepthwiseConv2D
 from rmtl_tf.layers.fused_batch_norm import FusedBatchNormalization
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
 from rmtl_tf.models.variants import (ARCHITECTURES, BANK_ARCHITECTURES, PLAIN,
@@ -29,6 +34,8 @@ from rmtl_tf.models.variants import (ARCHITECTURES, BANK_ARCHITECTURES, PLAIN,
 
 # Layers holding a frozen shared bank and per-task parts.
 BANK_LAYER_TYPES = (ReparamConv2D, AdapterConv2D)
+# Layers holding a frozen bank shared by all tasks and no per-task part.
+FROZEN_SHARED_TYPES = (BankDepthwiseConv2D,)
 BN_MOMENTUM = 0.9  # PyTorch's BatchNorm momentum of 0.1.
 BN_EPSILON = 1e-5
 
@@ -78,6 +85,9 @@ class LayerFactory:
         self.compute_mode = compute_mode
         self.layers = dict(reuse or {})
         self.owners = {}  # layer name -> the task owning its variables.
+        # Names of the backbone convs (`backbone_conv`): the convs a bank
+        # holds, in the order first applied.
+        self.backbone_convs = []
 
     def _get(self, name, make):
         if name not in self.layers:
@@ -93,14 +103,20 @@ class LayerFactory:
         return None if self.architecture in SHARED_BACKBONE else task
 
     def backbone_conv(self, x, task, name, filters, kernel_size, strides=1,
-                      dilation_rate=1):
+                      dilation_rate=1, padding=None):
         """Applies `task`'s path through backbone conv `name` to `x`.
 
-        Strided convs pad `kernel_size // 2` on each side, like PyTorch.
-        Bank layers pad inside their own op; ordinary convs after a
-        `ZeroPadding2D` layer: the same function.
+        By default (`padding=None`) strided convs pad `kernel_size // 2` on
+        each side, like PyTorch; bank layers pad inside their own op,
+        ordinary convs after a `ZeroPadding2D` layer: the same function.
+        `padding="same"` pads as TensorFlow does (Keras' own networks).
         """
-        pad = kernel_size // 2 if strides > 1 else None
+        if padding not in (None, "same"):
+            raise ValueError("`padding` must be None (PyTorch's) or 'same'. "
+                             f"Received: padding={padding!r}")
+        if name not in self.backbone_convs:
+            self.backbone_convs.append(name)
+        pad = kernel_size // 2 if strides > 1 and padding is None else None
         if self.architecture in BANK_ARCHITECTURES:
             layer = self._get(name, lambda: self._bank_layer(
                 name, filters, kernel_size, strides, dilation_rate,
@@ -133,6 +149,24 @@ class LayerFactory:
             dilation_rate=dilation_rate, tasks=self.tasks,
             mode=adapter_mode(self.architecture), name=name)
 
+    def backbone_depthwise(self, x, task, name, strides=1, dilation_rate=1,
+                           kernel_size=3):
+        """Applies `task`'s path through backbone depthwise conv `name`
+        ("same" padding, no bias): a frozen `BankDepthwiseConv2D` shared by
+        all tasks in the bank architectures, a trainable
+        `DepthwiseConv2D` per task in "conv", one shared in "shared"."""
+        def make(cls, layer_name):
+            return lambda: cls(kernel_size, strides=strides, padding="same",
+                               dilation_rate=dilation_rate, use_bias=False,
+                               name=layer_name)
+        if self.architecture in BANK_ARCHITECTURES:
+            return self._get(name, make(BankDepthwiseConv2D, name))(x)
+        layer_name = self.task_name(name, self.backbone_task(task))
+        if self.architecture == "conv":
+            self.owners[layer_name] = task
+        return self._get(layer_name, make(keras.layers.DepthwiseConv2D,
+                                          layer_name))(x)
+
     def task_conv(self, base, task, filters, kernel_size, strides=1,
                   dilation_rate=1, use_bias=False):
         """An ordinary conv owned by one task (shortcut convs, heads)."""
@@ -144,12 +178,12 @@ class LayerFactory:
             dilation_rate=dilation_rate, use_bias=use_bias,
             kernel_initializer="he_normal", name=name))
 
-    def task_bn(self, base, task):
+    def task_bn(self, base, task, epsilon=BN_EPSILON):
         name = self.task_name(base, task)
         if task is not None:
             self.owners[name] = task
         return self._get(name, lambda: FusedBatchNormalization(
-            momentum=BN_MOMENTUM, epsilon=BN_EPSILON, name=name))
+            momentum=BN_MOMENTUM, epsilon=epsilon, name=name))
 
     def shared(self, name, make):
         """A stateless layer (padding, pooling, activation) for all tasks."""

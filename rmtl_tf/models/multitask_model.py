@@ -1,4 +1,5 @@
-"""The multi-task model: a shared reparameterized ResNet and a head per task."""
+"""The multi-task model: a shared reparameterized backbone (ResNet or
+MobileNetV2, `backbones`) and a DeepLabv3+ head per task."""
 
 import keras
 from keras import ops
@@ -6,9 +7,10 @@ from keras import ops
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
 from rmtl_tf.models import bank as bank_lib
 from rmtl_tf.models.deeplab_head import deeplab_head
-from rmtl_tf.models.layer_factory import BANK_LAYER_TYPES, LayerFactory
-from rmtl_tf.models.resnet_backbone import (input_normalization,
-                                            resnet_features, resnet_spec)
+from rmtl_tf.models.backbones import get_backbone
+from rmtl_tf.models import reparameterize as reparameterize_lib
+from rmtl_tf.models.layer_factory import (BANK_LAYER_TYPES,
+                                          FROZEN_SHARED_TYPES, LayerFactory)
 from rmtl_tf.models.variants import ARCHITECTURES, SHARED_BACKBONE
 from rmtl_tf.tasks import registry
 
@@ -29,17 +31,20 @@ def _image_size(image_size):
 
 @keras.saving.register_keras_serializable(package="rmtl_tf")
 class MultiTaskModel(keras.Model):
-    """ResNet + DeepLabv3+ with reparameterized convolutions, one head a task.
+    """ResNet or MobileNetV2 + DeepLabv3+ with reparameterized convolutions,
+    one head a task.
 
-    Inputs are RGB images, float32 pixels in [0, 255] (normalized with the
-    ImageNet mean and std inside the model); outputs are a dict keyed by task
-    of raw predictions at image resolution (class logits for semseg and
-    human parts, logits for edge and saliency, unit vectors for normals,
-    metres for depth).
+    Inputs are RGB images, float32 pixels in [0, 255] (normalized inside
+    the model as the backbone's pretrained weights expect: ImageNet mean
+    and std for the ResNets, `x / 127.5 - 1` for MobileNetV2); outputs are
+    a dict keyed by task of raw predictions at image resolution (class
+    logits for semseg and human parts, logits for edge and saliency, unit
+    vectors for normals, metres for depth).
 
     Args:
         tasks: task names (see `rmtl_tf.tasks.registry.TASKS`).
-        backbone: "resnet18", "resnet34" or "resnet_tiny".
+        backbone: "resnet18", "resnet34", "resnet_tiny" or "mobilenet_v2"
+            (`rmtl_tf.models.backbones`).
         num_classes: dict task -> classes for tasks whose classes come from
             the dataset (e.g. `{"semseg": 41}`).
         width_multiplier: scales the backbone's channel widths.
@@ -68,7 +73,7 @@ class MultiTaskModel(keras.Model):
         if not tasks:
             raise ValueError("A model needs at least one task. "
                              f"Received: tasks={tasks}")
-        resnet_spec(backbone, width_multiplier)  # Validates both.
+        spec = get_backbone(backbone, width_multiplier)  # Validates both.
         if architecture not in ARCHITECTURES:
             raise ValueError(f"Unknown architecture {architecture!r}. "
                              f"Expected one of {ARCHITECTURES}.")
@@ -80,14 +85,14 @@ class MultiTaskModel(keras.Model):
                                compute_mode=compute_mode, reuse=reuse_layers)
 
         image = keras.Input((height, width, 3), name="image")
-        normalized = factory.shared("normalize", input_normalization)(image)
+        normalized = factory.shared("normalize", spec.normalization)(image)
         outputs = {}
         features = None
         for task in tasks:
             # A shared backbone is computed once for all heads.
             if features is None or architecture not in SHARED_BACKBONE:
-                features = resnet_features(factory, normalized, task,
-                                           backbone, width_multiplier)
+                features = spec.features(factory, normalized, task,
+                                         width_multiplier)
             out = deeplab_head(factory, features, image, task,
                                channels[task], head_channels,
                                low_level_channels, tuple(aspp_rates))
@@ -142,14 +147,21 @@ class MultiTaskModel(keras.Model):
         """Layers holding a frozen shared bank and per-task parts."""
         return [l for l in self.layers if isinstance(l, BANK_LAYER_TYPES)]
 
+    def frozen_shared_layers(self):
+        """Layers that are all frozen bank, with no per-task part (the
+        depthwise convs of MobileNetV2 in the bank architectures)."""
+        return [l for l in self.layers if isinstance(l, FROZEN_SHARED_TYPES)]
+
     def bank_variables(self):
-        """The shared, frozen filter banks."""
-        return [l.bank for l in self.bank_layers()]
+        """The shared, frozen filter banks (depthwise kernels included)."""
+        return [l.bank for l in self.bank_layers()] + [
+            v for l in self.frozen_shared_layers() for v in l.weights]
 
     def shared_variables(self):
         """Variables shared by all tasks and trained ("shared" backbone)."""
+        frozen = BANK_LAYER_TYPES + FROZEN_SHARED_TYPES
         return [v for l in self.layers
-                if not isinstance(l, BANK_LAYER_TYPES)
+                if not isinstance(l, frozen)
                 and l.name not in self.layer_owners for v in l.weights]
 
     def task_variables(self, task):
@@ -224,9 +236,20 @@ def add_task(model, task, num_classes=None, pretrained=None):
     `model` itself still computes its tasks, but its reparameterized layers
     now carry the new task's modulators too: save and keep using the
     returned model (a `.keras` file of the old one would not load).
+
+    A `ReparameterizedModel` (`rmtl_tf.reparameterize`) takes no
+    `num_classes` or `pretrained`: its new task starts from the pretrained
+    values it keeps.
     """
+    if isinstance(model, reparameterize_lib.ReparameterizedModel):
+        if num_classes or pretrained is not None:
+            raise ValueError("`num_classes` and `pretrained` are not "
+                             "arguments for a ReparameterizedModel: its new "
+                             "task starts from the backbone it was made of.")
+        return reparameterize_lib.add_task(model, task)
     if not isinstance(model, MultiTaskModel):
-        raise TypeError("`model` must be a MultiTaskModel. "
+        raise TypeError("`model` must be a MultiTaskModel or a "
+                        "ReparameterizedModel. "
                         f"Received: {type(model).__name__}")
     tasks = [task] if isinstance(task, str) else list(task)
     for t in tasks:

@@ -10,6 +10,12 @@ network computes exactly the pretrained function at start. The mean offset
 `m - U U^T m` (zero when every component is kept, as here) is folded into
 the following BatchNorm's moving mean.
 
+The PCA is taken of every bank conv: for the ResNets the stem and the 3x3
+block convs; for MobileNetV2 the stem and every 1x1 project conv (the
+depthwise convs are frozen and shared and the expand convs per task, with
+no modulator to initialize; per pixel, a 1x1 conv's responses are `c_out`
+vectors like any other's).
+
 Statistics are streamed (sum and sum of outer products in float64), so
 memory does not grow with the number of images.
 
@@ -36,12 +42,17 @@ import numpy as np
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
 from rmtl_tf.models import bank as bank_lib
 from rmtl_tf.models.layer_factory import task_layer_name
+from rmtl_tf.models.mobilenet_backbone import batch_norm_name
 
 PROGRESS_EVERY = 20  # Batches between progress lines.
 
 
 def following_bn(conv_name):
-    """The BatchNorm after backbone conv `conv_name` (`conv1` -> `bn1`)."""
+    """The BatchNorm after backbone conv `conv_name` (`conv1` -> `bn1`;
+    MobileNetV2's `Conv1` -> `bn_Conv1`, `block_1_expand` ->
+    `block_1_expand_BN`)."""
+    if conv_name == "Conv1" or conv_name.endswith(("_expand", "_project")):
+        return batch_norm_name(conv_name)
     head, _, tail = conv_name.rpartition("conv")
     return f"{head}bn{tail}"
 
@@ -88,7 +99,7 @@ def compute(weights, images, backbone, width_multiplier, log=print):
     plain = bank_lib.build_plain_backbone(backbone, width_multiplier)
     convs = [l for l in plain.layers
              if isinstance(l, keras.layers.Conv2D)
-             and f"{l.name}/kernel" in weights and l.kernel_size != (1, 1)]
+             and f"{l.name}/kernel" in weights and l.name in plain.bank_convs]
     for layer in plain.layers:
         for variable in layer.weights:
             key = f"{layer.name}/{variable.name}"

@@ -43,7 +43,8 @@ def bank_weights(config, log):
     if config.bank == "pretrain":
         weights = pretrain_lib.pretrain(config, log=log)
     else:
-        weights = bank_lib.load_bank_weights(config.bank, config.backbone)
+        weights = bank_lib.load_bank_weights(config.bank, config.backbone,
+                                             config.width_multiplier)
     bank_lib.save_bank(path, weights)
     return weights
 

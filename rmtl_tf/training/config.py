@@ -5,7 +5,7 @@ from typing import Optional, Tuple
 
 from rmtl_tf.data import dataset_specs
 from rmtl_tf.models import variants
-from rmtl_tf.models.resnet_backbone import RESNET_SPECS
+from rmtl_tf.models.backbones import get_backbone
 from rmtl_tf.tasks import registry
 from rmtl_tf.training import precision, strategies
 
@@ -72,9 +72,7 @@ class TrainConfig:
                              f" of {DATASETS}.")
         dataset_specs.check_tasks(self.dataset, self.tasks)
         variants.get_variant(self.variant)
-        if self.backbone not in RESNET_SPECS:
-            raise ValueError(f"Unknown backbone {self.backbone!r}. Expected "
-                             f"one of {sorted(RESNET_SPECS)}.")
+        get_backbone(self.backbone)  # Raises, listing the backbones.
         self.image_size = tuple(int(s) for s in self.image_size)
         if len(self.image_size) != 2 or min(self.image_size) < 32:
             raise ValueError("--image_size must be H,W with both >= 32. "

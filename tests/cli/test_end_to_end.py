@@ -89,3 +89,44 @@ def test_cli_errors_are_clear(tmp_path, script, args, message):
     assert proc.returncode == 2
     assert message.format(tmp=tmp_path) in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow  # About 4 minutes: MobileNetV2's graph traces slowly.
+def test_mobilenet_v2_trains_exports_int8_and_evaluates(tmp_path):
+    """--backbone=mobilenet_v2 through the same CLIs: train (the demo's
+    rc_ri_nff: response initialization of its 1x1 convs), export with an
+    int8 file, evaluate that file."""
+    model_dir, export_dir = str(tmp_path / "model"), str(tmp_path / "export")
+    tiny = [a for a in TINY if not a.startswith("--backbone=")]
+    _run("train.py", "--flagfile=configs/demo.cfg", f"--model_dir={model_dir}",
+         "--tasks=depth", "--backbone=mobilenet_v2",
+         "--width_multiplier=0.35", "--export_dir=", *tiny)
+    exported = _run("export.py", f"--model_dir={model_dir}",
+                    f"--export_dir={export_dir}", "--quantize=int8",
+                    "--calibration_examples=4")
+    assert "serving_default, depth" in exported.stdout
+    tflite = os.path.join(export_dir, "rmtl", "rmtl-1-int8.tflite")
+    evaluated = subprocess.run(
+        [sys.executable, "-m", "rmtl_tf.evaluate", f"--model_dir={model_dir}",
+         "--dataset=synthetic", "--eval_examples=4", f"--tflite={tflite}"],
+        cwd=ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+        capture_output=True, text=True, timeout=600, check=False)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "depth RMSE (m)" in evaluated.stdout, evaluated.stdout[-2000:]
+
+
+def test_mobilenet_v2_imagenet_bank_offline_is_one_line(tmp_path,
+                                                        monkeypatch):
+    """Offline, --bank=imagenet with mobilenet_v2 fails with one line that
+    names the file and where to put it, before any training."""
+    keras_home = tmp_path / "keras_home"
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    proc = _run("train.py", f"--model_dir={tmp_path}/m", "--tasks=depth",
+                "--backbone=mobilenet_v2", "--width_multiplier=0.35",
+                "--bank=imagenet", "--image_size=64,64", expect_ok=False)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    name = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"
+    assert str(keras_home / "models" / name) in lines[0]
