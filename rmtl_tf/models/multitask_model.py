@@ -6,9 +6,10 @@ from keras import ops
 
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
 from rmtl_tf.models import bank as bank_lib
-from rmtl_tf.models.deeplab_head import deeplab_head
-from rmtl_tf.models.backbones import get_backbone
 from rmtl_tf.models import reparameterize as reparameterize_lib
+from rmtl_tf.models import task_views
+from rmtl_tf.models.backbones import get_backbone
+from rmtl_tf.models.deeplab_head import deeplab_head
 from rmtl_tf.models.layer_factory import (BANK_LAYER_TYPES,
                                           FROZEN_SHARED_TYPES, LayerFactory)
 from rmtl_tf.models.variants import ARCHITECTURES, SHARED_BACKBONE
@@ -166,19 +167,10 @@ class MultiTaskModel(keras.Model):
 
     def task_variables(self, task):
         """Every variable owned by `task`: modulators, BN, shortcuts, head."""
-        self._check_task(task)
-        variables = []
-        for layer in self.layers:
-            if isinstance(layer, BANK_LAYER_TYPES):
-                variables.extend(layer.task_variables(task))
-            elif self.layer_owners.get(layer.name) == task:
-                variables.extend(layer.weights)
-        return variables
+        return task_views.task_variables(self, task)
 
     def _check_task(self, task):
-        if task not in self.tasks:
-            raise ValueError(f"Unknown task {task!r}. This model's tasks "
-                             f"are {self.tasks}.")
+        task_views.check_task(self, task)
 
     def set_trainable_tasks(self, tasks):
         """Makes exactly `tasks`' variables trainable; the bank never is.
@@ -210,13 +202,7 @@ class MultiTaskModel(keras.Model):
 
     def task_model(self, tasks):
         """A model of the same layers with only `tasks`' outputs."""
-        tasks = list(tasks)
-        for task in tasks:
-            self._check_task(task)
-        # `self.input`, the image tensor itself: the task model is called
-        # with an image, as the model is (not with a list of one image).
-        return keras.Model(self.input, {t: self.output[t] for t in tasks},
-                           name=f"{self.name}_{'_'.join(tasks)}")
+        return task_views.task_model(self, tasks)
 
 
 def build_model(backbone, tasks, **kwargs):

@@ -45,6 +45,7 @@ from keras import tree
 
 from rmtl_tf.layers import task_state
 from rmtl_tf.layers.reparam_conv2d import ReparamConv2D
+from rmtl_tf.models import task_views
 from rmtl_tf.models.layer_factory import task_layer_name
 from rmtl_tf.models.response_init import ResponseStatistics
 
@@ -356,19 +357,10 @@ class ReparameterizedModel(keras.Model):
 
     def task_variables(self, task):
         """Every variable owned by `task`."""
-        self._check_task(task)
-        variables = []
-        for layer in self.layers:
-            if isinstance(layer, ReparamConv2D):
-                variables.extend(layer.task_variables(task))
-            elif self.layer_owners.get(layer.name) == task:
-                variables.extend(layer.weights)
-        return variables
+        return task_views.task_variables(self, task)
 
     def _check_task(self, task):
-        if task not in self.tasks:
-            raise ValueError(f"Unknown task {task!r}. This model's tasks "
-                             f"are {self.tasks}.")
+        task_views.check_task(self, task)
 
     def set_trainable_tasks(self, tasks):
         """Makes exactly `tasks`' variables trainable; nothing shared ever
@@ -389,11 +381,7 @@ class ReparameterizedModel(keras.Model):
 
     def task_model(self, tasks):
         """A model of the same layers with only `tasks`' outputs."""
-        tasks = [tasks] if isinstance(tasks, str) else list(tasks)
-        for task in tasks:
-            self._check_task(task)
-        return keras.Model(self.input, {t: self.output[t] for t in tasks},
-                           name=f"{self.name}_{'_'.join(tasks)}")
+        return task_views.task_model(self, tasks)
 
 
 def add_task(model, task):
