@@ -22,9 +22,8 @@ import hashlib
 import os
 import re
 
-import keras
-
 from rmtl_tf.models import keras_applications_bank, torch_state
+from rmtl_tf.models import weights_cache
 
 # The authors' model_urls (modules/deeplab_resnet.py).
 TORCHVISION_URLS = {
@@ -32,12 +31,6 @@ TORCHVISION_URLS = {
     "resnet34": "https://download.pytorch.org/models/resnet34-333f7ec4.pth",
 }
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{8,64})\.")
-
-
-def _keras_cache_dir():
-    root = os.environ.get("KERAS_HOME") or os.path.join(
-        os.path.expanduser("~"), ".keras")
-    return os.path.join(root, "models")
 
 
 def _torch_hub_dir():
@@ -80,24 +73,15 @@ def checkpoint_path(backbone, cache_dir=None):
             "weights with --bank=torchvision:PATH or npz:PATH.")
     url = TORCHVISION_URLS[backbone]
     name = url.rsplit("/", 1)[-1]
-    cache_dir = cache_dir or _keras_cache_dir()
-    for directory in (cache_dir, _torch_hub_dir()):
-        candidate = os.path.join(directory, name)
-        if os.path.isfile(candidate):
-            return verify(candidate)
-    target = os.path.join(cache_dir, name)
-    try:
-        os.makedirs(cache_dir, exist_ok=True)
-        path = keras.utils.get_file(
-            name, url, cache_dir=os.path.dirname(cache_dir),
-            cache_subdir=os.path.basename(cache_dir))
-    except Exception as e:  # pylint: disable=broad-except
-        raise FileNotFoundError(
-            f"Could not fetch the ImageNet {backbone} weights from {url} "
-            f"({type(e).__name__}: {e}). Without network access, download "
-            f"that file elsewhere and put it at {target!r}, or pass "
-            "--bank=torchvision:PATH.") from e
-    return verify(path)
+    cache_dir = cache_dir or weights_cache.keras_cache_dir()
+    # torch.hub's cache too: a checkpoint PyTorch already downloaded.
+    candidate = os.path.join(_torch_hub_dir(), name)
+    if not os.path.isfile(os.path.join(cache_dir, name)) and os.path.isfile(
+            candidate):
+        return verify(candidate)
+    return verify(weights_cache.fetch(
+        url, cache_dir, what=f"ImageNet {backbone} weights",
+        instead="--bank=torchvision:PATH"))
 
 
 def load(backbone, cache_dir=None, width_multiplier=1.0):

@@ -24,11 +24,10 @@ cache under its own name (the error says where), or convert it yourself
 and pass `--bank=npz:PATH`.
 """
 
-import os
-
 import keras
 import numpy as np
 
+from rmtl_tf.models import weights_cache
 from rmtl_tf.models.mobilenet_backbone import BN_EPSILON
 
 # keras.applications.mobilenet_v2's BASE_WEIGHT_PATH.
@@ -46,17 +45,6 @@ def weights_file_name(alpha):
             f"{float(alpha)}_224_no_top.h5")
 
 
-def _keras_cache_dir():
-    root = os.environ.get("KERAS_HOME") or os.path.join(
-        os.path.expanduser("~"), ".keras")
-    return os.path.join(root, "models")
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else ""
-
-
 def weights_path(alpha, cache_dir=None):
     """The local path of the weights file of `alpha`, fetched once."""
     if alpha not in ALPHAS:
@@ -65,24 +53,9 @@ def weights_path(alpha, cache_dir=None):
             f"--width_multiplier={alpha}: Keras publishes alpha in "
             f"{list(ALPHAS)}. Pick one of them, or pass the weights with "
             "--bank=npz:PATH.")
-    name = weights_file_name(alpha)
-    url = WEIGHTS_URL + name
-    cache_dir = cache_dir or _keras_cache_dir()
-    target = os.path.join(cache_dir, name)
-    if os.path.isfile(target):
-        return target
-    try:
-        os.makedirs(cache_dir, exist_ok=True)
-        return keras.utils.get_file(
-            name, url, cache_dir=os.path.dirname(cache_dir),
-            cache_subdir=os.path.basename(cache_dir))
-    except Exception as e:  # pylint: disable=broad-except
-        raise FileNotFoundError(
-            f"Could not fetch the ImageNet MobileNetV2 (alpha {alpha}) "
-            f"weights from {url} ({type(e).__name__}: "
-            f"{_first_line(e).replace(f' on {url}', '')}). "
-            "Without network access, download that file elsewhere and put "
-            f"it at {target!r}, or pass --bank=npz:PATH.") from None
+    return weights_cache.fetch(
+        WEIGHTS_URL + weights_file_name(alpha), cache_dir,
+        what=f"ImageNet MobileNetV2 (alpha {alpha}) weights")
 
 
 def bank_weights_from_mobilenet_v2(model):
