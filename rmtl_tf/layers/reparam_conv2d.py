@@ -1,6 +1,7 @@
 """`ReparamConv2D`: a frozen shared filter bank followed by per-task modulators."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from rmtl_tf.layers import task_state
@@ -224,6 +225,19 @@ class ReparamConv2D(keras.layers.Layer):
         v, g = modulator["v"], modulator["g"]
         norm = ops.sqrt(ops.sum(ops.square(v), axis=0, keepdims=True))
         return v * (g[None, :] / ops.maximum(norm, 1e-12))
+
+    def set_modulator(self, task, matrix):
+        """Sets `task`'s effective modulator to `matrix` (`(filters,
+        filters)`, `[in, out]`); with NFF, `v = matrix` and `g` its norm per
+        output filter (computed in `matrix`'s precision)."""
+        task_state.check_task(self, task)
+        matrix = np.asarray(matrix)
+        if self.nff:
+            self.modulators[task]["v"].assign(matrix.astype(np.float32))
+            self.modulators[task]["g"].assign(
+                np.linalg.norm(matrix, axis=0).astype(np.float32))
+        else:
+            self.modulators[task].assign(matrix.astype(np.float32))
 
     def task_kernel(self, task):
         """The bank folded with `task`'s modulator: an ordinary HWIO kernel."""

@@ -191,6 +191,12 @@ def _operations(backbone):
             if not isinstance(l, keras.layers.InputLayer)]
 
 
+def _plan(backbone, rules, pointwise):
+    """Layer name -> `layer_rule` for every layer of `backbone`."""
+    return {l.name: layer_rule(l, rules, pointwise)
+            for l in _operations(backbone)}
+
+
 def _pretrained_values(backbone, plan):
     """What new tasks start from: per-task layers' weights, conv biases."""
     values = {}
@@ -214,8 +220,7 @@ def response_components(backbone, rules, pointwise, images):
     """PCA components of every reparameterized `Conv2D`'s responses (the
     kernel applied to the layer's inputs, without bias) on `images`:
     `{"<layer>.components": [U]}`."""
-    plan = {l.name: layer_rule(l, rules, pointwise)
-            for l in _operations(backbone)}
+    plan = _plan(backbone, rules, pointwise)
     convs = [l for l in _operations(backbone)
              if plan[l.name] == "reparameterize"
              and type(l).__name__ == "Conv2D"]
@@ -274,8 +279,7 @@ class ReparameterizedModel(keras.Model):
             raise ValueError("`tasks` must name at least one task, each "
                              f"once. Received: tasks={tasks}")
         rules = _check_rules(rules)
-        plan = {l.name: layer_rule(l, rules, pointwise)
-                for l in _operations(backbone)}
+        plan = _plan(backbone, rules, pointwise)
         values = _pretrained_values(backbone, plan)
         values.update(pretrained or {})
         builder = _Builder(backbone, tasks, plan, nff, reuse_layers, values)
@@ -524,13 +528,7 @@ class _Builder:
         bias = self.values.get(f"{layer.name}{_KEY_SEPARATOR}bias")
         for task in tasks:
             if components is not None:
-                modulator = components[0].T.astype(np.float32)
-                if layer.nff:
-                    layer.modulators[task]["v"].assign(modulator)
-                    layer.modulators[task]["g"].assign(
-                        np.linalg.norm(modulator, axis=0))
-                else:
-                    layer.modulators[task].assign(modulator)
+                layer.set_modulator(task, components[0].T)
             if bias is not None:
                 layer.biases[task].assign(bias[0])
 

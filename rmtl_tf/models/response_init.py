@@ -156,14 +156,7 @@ def apply_task(model, task, ri):
         if not isinstance(layer, ReparamConv2D):
             continue
         components, mean = _layer_pca(ri, layer.name)
-        modulator = components.T
-        if layer.nff:
-            parts = layer.modulators[task]
-            parts["v"].assign(modulator.astype(np.float32))
-            parts["g"].assign(
-                np.linalg.norm(modulator, axis=0).astype(np.float32))
-        else:
-            layer.task_variables(task)[0].assign(modulator.astype(np.float32))
+        layer.set_modulator(task, components.T)
         offset = mean - components @ (components.T @ mean)
         bn = by_name.get(task_layer_name(following_bn(layer.name), task))
         if bn is not None and np.any(offset):
