@@ -297,7 +297,9 @@ def predictions(task, output):
     if activation == "sigmoid":
         return ops.sigmoid(output)
     if activation == "l2_normalize":
-        return output / ops.maximum(
-            ops.sqrt(ops.sum(ops.square(output), axis=-1, keepdims=True)),
-            1e-12)
+        # x * rsqrt(|x|^2), as keras' UnitNormalization: in an int8 file a
+        # division by the norm stops the interpreter when the norm rounds
+        # to zero (LiteRT's int8 DIV refuses a zero divisor); RSQRT maps a
+        # zero to its largest value and the prediction is a zero vector.
+        return ops.normalize(output, axis=-1, order=2, epsilon=1e-12)
     return output

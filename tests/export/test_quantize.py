@@ -149,6 +149,25 @@ def test_every_task_kind_computes_in_int8(tmp_path):
         "normals": normals, "edge": [], "saliency": []}
 
 
+def test_int8_normals_of_zero_norm_do_not_stop_the_interpreter(tmp_path):
+    """A normals prediction whose norm rounds to zero in int8 (here: the
+    head's last conv zeroed, so every raw normal is 0) comes out as zero
+    vectors; a division by the norm stopped LiteRT's int8 DIV ("data[i] !=
+    zero_point"), as an untrained 3-task model did at 425x560."""
+    model = build(["normals"], SMALL)
+    head = model.get_layer("head_predict_normals")
+    head.set_weights([np.zeros_like(w) for w in head.get_weights()])
+    result = export_lib.export(
+        model, str(tmp_path), tflite=False, quantize_modes=("int8",),
+        calibration_images=quantize.calibration_images((32, 32), 4))
+    runner = Interpreter(model_path=result["tflite_files"]["int8"])
+    image = np.random.default_rng(0).uniform(
+        0, 255, (1, 32, 32, 3)).astype(np.float32)
+    normals = runner.get_signature_runner("normals")(image=image)["normals"]
+    assert normals.shape == (1, 32, 32, 3)
+    np.testing.assert_array_equal(normals, 0)
+
+
 def test_unknown_quantization(export, tmp_path):
     with pytest.raises(ValueError, match="Unknown quantization 'int4'"):
         quantize.write_tflite(export[1]["saved_model"], str(tmp_path / "x"),
