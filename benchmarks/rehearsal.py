@@ -154,12 +154,15 @@ def random_bank(path, backbone):
 
 
 def rehearse(config, work_dir, train_steps, quick=False, counts=None,
-             calibration_examples=32, restart=False):
+             calibration_examples=32, restart=False, eval_examples=None):
     """Runs every stage of `config` (nyud or pascal_context) in
     `work_dir/<config>`; returns the JSON record. Stages recorded by an
-    earlier run of the same commands are not run again unless `restart`."""
+    earlier run of the same commands are not run again unless `restart`.
+    `eval_examples`: the report and evaluation score only the first N
+    validation images (a partial run; all are written and prepared)."""
     counts = dict(FULL[config], **(QUICK_COUNTS if quick else {}),
                   **(counts or {}))
+    scored = min(eval_examples or counts["num_val"], counts["num_val"])
     base = os.path.join(work_dir, config)
     manual, tfds_dir = os.path.join(base, "manual"), os.path.join(base, "tfds")
     model_dir, export_dir = (os.path.join(base, "model"),
@@ -177,7 +180,7 @@ def rehearse(config, work_dir, train_steps, quick=False, counts=None,
     data_flags = [f"--flagfile=configs/{config}.cfg",
                   f"--manual_dir={manual}", f"--data_dir={tfds_dir}",
                   f"--model_dir={model_dir}",
-                  f"--eval_examples={counts['num_val']}",
+                  f"--eval_examples={scored}",
                   f"--train_examples={counts['num_train']}", *extra]
     stages = [
         ("write", write),
@@ -206,6 +209,7 @@ def rehearse(config, work_dir, train_steps, quick=False, counts=None,
              for task, s in summary["tasks"].items()}
     first = next(iter(summary["tasks"].values()))["config"]
     return {"config": config, "quick": quick, **counts,
+            "eval_examples": scored,
             "train_steps": train_steps, "backbone": first["backbone"],
             "image_size": first["image_size"],
             "batch_size": first["batch_size"], "stages": results,
@@ -217,9 +221,14 @@ def markdown(records):
     rows = ["| config | stage | wall time | peak memory |",
             "|---|---|---|---|"]
     for record in records:
+        scored = record.get("eval_examples", record["num_val"])
+        partial = (f" ({scored} of {record['num_val']} validation images)"
+                   if scored < record["num_val"] else "")
         for stage in record["stages"]:
             minutes = stage["seconds"] / 60
-            rows.append(f"| {record['config']} | {stage['stage']} | "
+            label = stage["stage"] + (
+                partial if stage["stage"] in ("train", "evaluate") else "")
+            rows.append(f"| {record['config']} | {label} | "
                         f"{minutes:.1f} min | "
                         f"{stage['peak_rss_gib']:.2f} GiB |")
     return "\n".join(rows)
@@ -236,6 +245,10 @@ def main():
                         "size, a tiny network")
     parser.add_argument("--num_val", type=int, default=None,
                         help="override the validation count (partial runs)")
+    parser.add_argument("--eval_examples", type=int, default=None,
+                        help="score only the first N validation images in "
+                        "the report and evaluation (partial runs; every "
+                        "image is still written and prepared)")
     parser.add_argument("--output", default=None, help="also write JSON here")
     parser.add_argument("--restart", action="store_true",
                         help="run every stage again, even those an earlier "
@@ -244,7 +257,8 @@ def main():
     counts = {"num_val": args.num_val} if args.num_val else None
     records = [rehearse(c, args.work_dir, args.train_steps, args.quick,
                         counts, calibration_examples=2 if args.quick else 32,
-                        restart=args.restart)
+                        restart=args.restart,
+                        eval_examples=args.eval_examples)
                for c in args.configs.split(",")]
     report = {"cpu": _cpu(), "cores": os.cpu_count(),
               "date": time.strftime("%Y-%m-%d"), "records": records,

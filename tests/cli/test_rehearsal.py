@@ -15,8 +15,11 @@ import rehearsal  # pylint: disable=wrong-import-position
 
 
 def test_quick_rehearsal_runs_every_stage_at_the_real_size(tmp_path):
+    # A partial run: both validation images are written and prepared, the
+    # report and the evaluation score the first one.
     record = rehearsal.rehearse("nyud", str(tmp_path), train_steps=2,
-                                quick=True, calibration_examples=2)
+                                quick=True, calibration_examples=2,
+                                eval_examples=1)
     assert [s["stage"] for s in record["stages"]] == [
         "write", "prepare", "train", "evaluate", "export"]
     for stage in record["stages"]:
@@ -33,7 +36,8 @@ def test_quick_rehearsal_runs_every_stage_at_the_real_size(tmp_path):
         assert im.size == (640, 480)
     results = json.loads((base / "model" / "eval_validation" /
                           "results.json").read_text())
-    assert results["full_resolution"] and results["num_examples"] == 2
+    assert results["full_resolution"] and results["num_examples"] == 1
+    assert record["eval_examples"] == 1 and record["num_val"] == 2
     assert set(results["headline"]) == {"semseg"}
     summary = json.loads((base / "model" / "summary.json").read_text())
     assert set(summary["evaluation"]) == {"semseg"}
@@ -45,6 +49,7 @@ def test_quick_rehearsal_runs_every_stage_at_the_real_size(tmp_path):
                                          for s in record["stages"])
     table = rehearsal.markdown([record])
     assert table.count("| nyud |") == 5
+    assert table.count("(1 of 2 validation images)") == 2  # train, evaluate
     train = record["stages"][2]
     samples = train["rss_gib_over_time"]
     assert all(0 <= gib <= train["peak_rss_gib"] + 0.01
@@ -54,7 +59,8 @@ def test_quick_rehearsal_runs_every_stage_at_the_real_size(tmp_path):
 
     # Rerun after the fact: every stage is read back, none run again.
     again = rehearsal.rehearse("nyud", str(tmp_path), train_steps=2,
-                               quick=True, calibration_examples=2)
+                               quick=True, calibration_examples=2,
+                               eval_examples=1)
     assert [s.get("resumed") for s in again["stages"]] == [True] * 5
     assert [s["seconds"] for s in again["stages"]] == [
         s["seconds"] for s in record["stages"]]
