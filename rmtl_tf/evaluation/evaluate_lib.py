@@ -91,9 +91,11 @@ def _pad_size(config, predictor, source):
     return tuple(size)
 
 
-def run_evaluation(config, log=print):
+def run_evaluation(config, log=print, log_every=None):
     """Evaluates `config`'s model on its split; writes results.json (and
-    PNGs, TensorBoard logs) to `config.output_dir`.
+    PNGs, TensorBoard logs) to `config.output_dir`. On a terminal a
+    progress bar shows the batches; otherwise (a log file, a job) `log`
+    gets a line every `log_every` batches (default `LOG_EVERY`).
 
     Returns the results dict plus "table" (markdown) and "json" (its path).
     """
@@ -117,11 +119,13 @@ def run_evaluation(config, log=print):
         f" {config.split} (up to {config.num_examples} images at full "
         f"resolution, padded to at least {size[0]}x{size[1]}); tasks "
         f"{tasks}.")
+    terminal = sys.stdout.isatty()
     results = evaluate(
         predictor, data, tasks, config.dataset, source.num_classes,
         config.edge_max_dist,
         num_batches=-(-config.num_examples // config.batch_size),
-        summary_writer=writer)
+        summary_writer=writer, progress=terminal,
+        log=None if terminal else log, log_every=log_every or LOG_EVERY)
     results.update(
         name=name, source={"kind": predictor.kind, "path": predictor.path,
                            "signature": config.signature},

@@ -119,6 +119,20 @@ def test_keras_saved_model_and_tflite_agree(tiny_model_dir, exported,
     assert again["tasks"] == keras_run["tasks"]
 
 
+def test_evaluation_without_a_terminal_logs_progress_lines(tiny_model_dir,
+                                                           tmp_path):
+    """`python -m rmtl_tf.evaluate > log`: a line every `log_every`
+    batches, where a progress bar would print once at the end."""
+    lines = []
+    evaluate_lib.run_evaluation(
+        _config(tmp_path, model_dir=tiny_model_dir[0]), log=lines.append,
+        log_every=1)
+    progress = [line for line in lines
+                if line.startswith("Evaluating keras: ")]
+    assert [line.split(" in ")[0] for line in progress] == [
+        "Evaluating keras: 2 images", "Evaluating keras: 4 images"], lines
+
+
 def test_dm_on_round_numbers_is_known_by_hand():
     """dm = mean over tasks of (-1)^l (M - M_ref) / M_ref x 100, l = 1 when
     lower is better. semseg mIoU 0.40 -> 0.50 is +25 %; depth RMSE (lower
