@@ -12,8 +12,9 @@
 #   # (default experiments/results/precision_synthetic.md) as in
 #   # experiments/rcm_synthetic.sh.
 #
-# Without native bfloat16 (AMX, AVX512-BF16) the bfloat16 runs are emulated:
-# slower, the same numbers. Rerun after an interruption: train.py resumes a
+# Without native bfloat16 (AMX, AVX512-BF16) the bfloat16 runs are emulated
+# by Eigen: about 8x slower per step on an AVX2 EPYC, and the accumulations
+# may round differently from the native instructions. Rerun after an interruption: train.py resumes a
 # killed run and skips the tasks a model already has.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -40,9 +40,8 @@ def bfloat16_hint(precision, flags=None):
             "256x320 in 2.0 s per step against 3.0 s in float32 on an Intel "
             "Xeon with AMX, the loss curve within 1%, and no metric moved "
             "beyond the seed-to-seed spread on the synthetic benchmark "
-            "(experiments/"
-            "precision_synthetic.sh; variables and the saved model stay "
-            "float32).")
+            "(experiments/precision_synthetic.sh; variables and the saved "
+            "model stay float32).")
 
 
 def float32_copy(model, force=False):
