@@ -37,6 +37,10 @@ def define_flags(flag_values=FLAGS):
     define(flags.DEFINE_float, "edge_max_dist", None, fv, help="Edge match "
            "tolerance, fraction of the image diagonal. Default: by dataset "
            "(PASCAL 0.0075, NYUD/synthetic 0.011).")
+    define(flags.DEFINE_integer, "edge_workers", None, fv, help="Threads "
+           "scoring edge maps while the network runs the next batch "
+           "(0: one after the other). Default: "
+           "evaluate_lib.EDGE_WORKERS. The scores are the same.")
     define(flags.DEFINE_bool, "image_summaries", True, fv,
            help="Write TensorBoard panels and PR curves.")
 
@@ -66,6 +70,7 @@ def config_from_flags(flag_values=FLAGS):
         data_dir=fv.data_dir, split=fv.split, image_size=image_size,
         batch_size=fv.batch_size, num_examples=fv.eval_examples,
         seed=fv.seed, edge_max_dist=fv.edge_max_dist,
+        edge_workers=fv.edge_workers,
         output_dir=fv.output_dir or default_output_dir(
             model_dir, fv.saved_model, fv.tflite, fv.split),
         name=fv.name, references=fv.reference,

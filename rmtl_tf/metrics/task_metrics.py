@@ -30,7 +30,7 @@ def headline(task):
 
 
 def make_task_metric(task, num_classes=None, dataset="synthetic",
-                     edge_max_dist=None):
+                     edge_max_dist=None, edge_workers=0):
     """The benchmark metric of `task` (see `rmtl_tf.metrics`).
 
     Args:
@@ -40,6 +40,8 @@ def make_task_metric(task, num_classes=None, dataset="synthetic",
         dataset: picks the edge tolerance (`edge_ods.MAX_DIST`).
         edge_max_dist: overrides the edge tolerance (fraction of the image
             diagonal).
+        edge_workers: threads scoring edge maps in the background
+            (`edge_ods.EdgeODS`); 0 scores them in `update`.
     """
     headline(task)
     if task in ("semseg", "human_parts"):
@@ -63,4 +65,4 @@ def make_task_metric(task, num_classes=None, dataset="synthetic",
                              "pass edge_max_dist. Known: "
                              f"{sorted(edge_ods.MAX_DIST)}.")
         edge_max_dist = edge_ods.MAX_DIST[dataset]
-    return edge_ods.EdgeODS(max_dist=edge_max_dist)
+    return edge_ods.EdgeODS(max_dist=edge_max_dist, workers=edge_workers)

@@ -76,9 +76,15 @@ def test_eval_flags_defaults():
                                              "1_eval_validation")
     # The training size is no padding size: only a given --image_size.
     assert config.image_size is None
+    assert config.edge_workers is None  # evaluate_lib.EDGE_WORKERS.
     config = eval_flags.config_from_flags(_parsed(
-        eval_flags.define_flags, "--model_dir=m", "--image_size=64,96"))
+        eval_flags.define_flags, "--model_dir=m", "--image_size=64,96",
+        "--edge_workers=0"))
     assert config.image_size == (64, 96)
+    assert config.edge_workers == 0
+    with pytest.raises(ValueError, match="edge_workers=-1"):
+        eval_flags.config_from_flags(_parsed(
+            eval_flags.define_flags, "--model_dir=m", "--edge_workers=-1"))
 
 
 def test_export_flags():

@@ -3,6 +3,7 @@ model: Keras, SavedModel and TFLite agree; bad input is named."""
 
 import json
 import os
+import threading
 
 import keras
 import numpy as np
@@ -131,6 +132,29 @@ def test_evaluation_without_a_terminal_logs_progress_lines(tiny_model_dir,
                 if line.startswith("Evaluating keras: ")]
     assert [line.split(" in ")[0] for line in progress] == [
         "Evaluating keras: 2 images", "Evaluating keras: 4 images"], lines
+
+
+def test_edge_threads_do_not_change_the_scores(tiny_model_dir, tmp_path):
+    """Edge maps scored in background threads (the default) or in the
+    loop (`edge_workers=0`): the same numbers."""
+    runs = [evaluate_lib.run_evaluation(
+        _config(tmp_path / str(workers), model_dir=tiny_model_dir[0],
+                edge_workers=workers, image_summaries=False),
+        log=lambda _: 0) for workers in (0, 2)]
+    assert runs[0]["tasks"] == runs[1]["tasks"]
+    assert len(runs[0]["tasks"]["edge"]["precision"]) == 99
+
+
+def test_an_error_mid_split_leaves_no_edge_thread():
+    arrays = synthetic_dataset.synthetic_arrays("validation", 6, SIZE)
+    batches = [(arrays["image"][i:i + 2],
+                {t: arrays[t][i:i + 2] for t in TASKS}) for i in (0, 2, 4)]
+    predictor = _perfect_predictor(batches[:2])  # No third batch.
+    with pytest.raises(StopIteration):
+        evaluate_lib.evaluate(predictor, batches, progress=False,
+                              edge_workers=2)
+    assert not [t for t in threading.enumerate()
+                if t.name.startswith("edge_ods")]
 
 
 def test_dm_on_round_numbers_is_known_by_hand():

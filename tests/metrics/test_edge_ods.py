@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from rmtl_tf.metrics import edge_ods
 from rmtl_tf.metrics.edge_ods import (EdgeODS, average_precision,
                                       image_counts, precision_recall)
 
@@ -145,3 +146,56 @@ def test_bad_inputs_are_named():
         EdgeODS(2)
     with pytest.raises(ValueError, match="before any update"):
         EdgeODS(MAX_DIST).result()
+
+
+def _noisy_edges(rng, count):
+    """`count` ground-truth line maps (some pixels ignored) and blurred,
+    noisy predictions of them."""
+    gts, preds = [], []
+    for _ in range(count):
+        gt = np.zeros(SHAPE, np.uint8)
+        gt[rng.integers(3, 27), 4:36] = 1
+        gt[4:26, rng.integers(3, 37)] = 1
+        gt[rng.random(SHAPE) < 0.02] = 255
+        pred = np.clip(0.8 * (gt == 1) + 0.4 * rng.random(SHAPE), 0, 1)
+        gts.append(gt)
+        preds.append(pred.astype(np.float32))
+    return np.stack(gts), np.stack(preds)
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_background_threads_give_the_counts_of_the_loop(workers):
+    gts, preds = _noisy_edges(np.random.default_rng(0), 10)
+    serial, threaded = EdgeODS(MAX_DIST), EdgeODS(MAX_DIST, workers=workers)
+    for start in range(0, 10, 4):  # Batches of 4, 4 and 2 images.
+        serial.update(gts[start:start + 4], preds[start:start + 4])
+        threaded.update(gts[start:start + 4], preds[start:start + 4])
+        # Bounded: at most 2 images per thread wait, whatever the split.
+        assert len(threaded._pending) <= 2 * workers
+        gts[start:start + 4] = 0  # The caller reuses its buffers.
+        preds[start:start + 4] = 0.0
+    expected, got = serial.result(), threaded.result()
+    assert expected["ods_f"] > 0.3  # Not a degenerate case.
+    np.testing.assert_array_equal(np.stack(threaded.counts),
+                                  np.stack(serial.counts))
+    assert got == expected
+    assert threaded._pool is None  # result() ended the threads.
+
+
+def test_an_error_in_a_thread_reaches_result(monkeypatch):
+    def broken(*args):
+        raise RuntimeError("scoring failed on purpose")
+
+    monkeypatch.setattr(edge_ods, "image_counts", broken)
+    gts, preds = _noisy_edges(np.random.default_rng(1), 2)
+    metric = EdgeODS(MAX_DIST, workers=1)
+    metric.update(gts, preds)
+    with pytest.raises(RuntimeError, match="on purpose"):
+        metric.result()
+    assert metric._pool is None and not metric._pending
+
+
+@pytest.mark.parametrize("workers", [-1, 1.5, True, "2"])
+def test_bad_worker_counts_are_named(workers):
+    with pytest.raises(ValueError, match=f"workers={workers!r}"):
+        EdgeODS(MAX_DIST, workers=workers)
