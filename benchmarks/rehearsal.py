@@ -18,6 +18,10 @@ memory of its process:
   export    python export.py --quantize=int8 --dynamic_image_size: the
             SavedModel and TFLite files, int8 calibrated on the training
             split
+  train_mixed_bfloat16 (with --precision_steps=N) train.py again, semseg
+            alone for N steps with --mixed_precision=mixed_bfloat16, at
+            the same crop from the same bank: its median step time
+            beside the float32 one of `train` ("precision" in the JSON)
 
 The bank is a randomly initialized ResNet (`--bank=npz:`; the ImageNet
 checkpoint cannot be fetched offline and does not change time or memory).
@@ -154,12 +158,15 @@ def random_bank(path, backbone):
 
 
 def rehearse(config, work_dir, train_steps, quick=False, counts=None,
-             calibration_examples=32, restart=False, eval_examples=None):
+             calibration_examples=32, restart=False, eval_examples=None,
+             precision_steps=0):
     """Runs every stage of `config` (nyud or pascal_context) in
     `work_dir/<config>`; returns the JSON record. Stages recorded by an
     earlier run of the same commands are not run again unless `restart`.
     `eval_examples`: the report and evaluation score only the first N
-    validation images (a partial run; all are written and prepared)."""
+    validation images (a partial run; all are written and prepared).
+    `precision_steps`: also train semseg that many steps in
+    mixed_bfloat16 (stage "train_mixed_bfloat16")."""
     counts = dict(FULL[config], **(QUICK_COUNTS if quick else {}),
                   **(counts or {}))
     scored = min(eval_examples or counts["num_val"], counts["num_val"])
@@ -195,6 +202,14 @@ def rehearse(config, work_dir, train_steps, quick=False, counts=None,
                     f"--calibration_examples={calibration_examples}",
                     "--dynamic_image_size", "--overwrite", "--version=1"]),
     ]
+    bf16_dir = os.path.join(base, "model_mixed_bfloat16")
+    if precision_steps:
+        stages.append(("train_mixed_bfloat16", [
+            py, "train.py", *data_flags, f"--model_dir={bf16_dir}",
+            "--tasks=semseg", "--eval_examples=1", f"--bank=npz:{bank_file}",
+            f"--train_steps={precision_steps}",
+            f"--checkpoint_every={precision_steps}",
+            "--mixed_precision=mixed_bfloat16"]))
     recorded = os.path.join(base, "stages")
     if restart and os.path.isdir(recorded):
         for name in os.listdir(recorded):
@@ -208,12 +223,25 @@ def rehearse(config, work_dir, train_steps, quick=False, counts=None,
                     "images_per_second": s.get("images_per_second")}
              for task, s in summary["tasks"].items()}
     first = next(iter(summary["tasks"].values()))["config"]
+    precision = None
+    if precision_steps:
+        with open(os.path.join(bf16_dir, "summary.json"),
+                  encoding="utf-8") as f:
+            bf16 = json.load(f)["tasks"]["semseg"]
+        fp32_s = steps["semseg"]["median_step_seconds"]
+        bf16_s = bf16["median_step_seconds"]
+        precision = {
+            "task": "semseg", "float32_median_step_seconds": fp32_s,
+            "float32_steps": summary["tasks"]["semseg"]["steps"],
+            "mixed_bfloat16_median_step_seconds": bf16_s,
+            "mixed_bfloat16_steps": bf16["steps"],
+            "mixed_bfloat16_over_float32": round(bf16_s / fp32_s, 3)}
     return {"config": config, "quick": quick, **counts,
             "eval_examples": scored,
             "train_steps": train_steps, "backbone": first["backbone"],
             "image_size": first["image_size"],
             "batch_size": first["batch_size"], "stages": results,
-            "training_steps": steps,
+            "training_steps": steps, "precision": precision,
             "peak_rss_gib": max(r["peak_rss_gib"] for r in results)}
 
 
@@ -249,6 +277,10 @@ def main():
                         help="score only the first N validation images in "
                         "the report and evaluation (partial runs; every "
                         "image is still written and prepared)")
+    parser.add_argument("--precision_steps", type=int, default=0,
+                        help="also train semseg this many steps with "
+                        "--mixed_precision=mixed_bfloat16 (median step time "
+                        "beside float32's)")
     parser.add_argument("--output", default=None, help="also write JSON here")
     parser.add_argument("--restart", action="store_true",
                         help="run every stage again, even those an earlier "
@@ -258,7 +290,8 @@ def main():
     records = [rehearse(c, args.work_dir, args.train_steps, args.quick,
                         counts, calibration_examples=2 if args.quick else 32,
                         restart=args.restart,
-                        eval_examples=args.eval_examples)
+                        eval_examples=args.eval_examples,
+                        precision_steps=args.precision_steps)
                for c in args.configs.split(",")]
     report = {"cpu": _cpu(), "cores": os.cpu_count(),
               "date": time.strftime("%Y-%m-%d"), "records": records,

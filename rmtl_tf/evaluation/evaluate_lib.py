@@ -164,7 +164,9 @@ def run_evaluation(config, log=print, log_every=None):
 
 LOG_EVERY = 10  # Batches between `log` lines of `evaluate`.
 # Threads scoring edge maps beside the network (`evaluate`'s default).
-EDGE_WORKERS = 1
+# benchmarks/bench_eval_overlap.py, 2 cores, NYUD size: 0.92 of the time of
+# scoring in the loop with 1 thread, 0.76 with 2.
+EDGE_WORKERS = 2
 
 
 def _progress_bar(target):

@@ -64,3 +64,26 @@ def test_quick_rehearsal_runs_every_stage_at_the_real_size(tmp_path):
     assert [s.get("resumed") for s in again["stages"]] == [True] * 5
     assert [s["seconds"] for s in again["stages"]] == [
         s["seconds"] for s in record["stages"]]
+
+    # The same run asked for bfloat16 too: the recorded stages are read
+    # back, and semseg trains again in mixed_bfloat16 at the same crop.
+    bf16 = rehearsal.rehearse("nyud", str(tmp_path), train_steps=2,
+                              quick=True, calibration_examples=2,
+                              eval_examples=1, precision_steps=2)
+    assert [s["stage"] for s in bf16["stages"]] == [
+        "write", "prepare", "train", "evaluate", "export",
+        "train_mixed_bfloat16"]
+    assert [s.get("resumed") for s in bf16["stages"]] == [True] * 5 + [None]
+    bf16_summary = json.loads((base / "model_mixed_bfloat16" /
+                               "summary.json").read_text())
+    semseg = bf16_summary["tasks"]["semseg"]
+    assert semseg["config"]["mixed_precision"] == "mixed_bfloat16"
+    assert semseg["config"]["image_size"] == [425, 560]
+    precision = bf16["precision"]
+    assert precision["mixed_bfloat16_steps"] == 2
+    assert precision["mixed_bfloat16_median_step_seconds"] == semseg[
+        "median_step_seconds"] > 0
+    assert precision["mixed_bfloat16_over_float32"] == round(
+        semseg["median_step_seconds"]
+        / record["training_steps"]["semseg"]["median_step_seconds"], 3)
+    assert record["precision"] is None  # Not asked for.
