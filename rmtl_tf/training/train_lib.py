@@ -163,7 +163,9 @@ def train_task(model, task, config, data, log=print):
 def train(config, log=print):
     """Trains every task of `config.tasks` the model does not have yet."""
     seed_everything(config)
-    hint = precision.bfloat16_hint(config.mixed_precision)
+    hint = precision.bfloat16_hint(
+        config.mixed_precision,
+        accelerator=bool(keras.distribution.list_devices("gpu")))
     if hint:
         log(hint)
     data = datasets.resolve(config.dataset, config.data_dir,

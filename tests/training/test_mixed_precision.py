@@ -46,10 +46,11 @@ def _config(model_dir, **overrides):
     return TrainConfig(**args)
 
 
-def _train(config):
+def _train(config, logs=None, cpu_flags=None):
     """`train_lib.train(config)` with the task loss scaled down (see the
     module doc). Returns (summary, the compiled task model, its trainable
-    weights before training {path: array}, and after)."""
+    weights before training {path: array}, and after). `logs`: a list the
+    log lines go to; `cpu_flags`: the CPU the run believes it is on."""
     get_task, task_model = registry.get_task, MultiTaskModel.task_model
     recorded = []
 
@@ -67,7 +68,10 @@ def _train(config):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(registry, "get_task", scaled_down)
         patch.setattr(MultiTaskModel, "task_model", recording_task_model)
-        summary = train_lib.train(config, log=lambda *_: None)
+        if cpu_flags is not None:
+            patch.setattr(precision, "cpu_flags", lambda: set(cpu_flags))
+        summary = train_lib.train(
+            config, log=(lambda *_: None) if logs is None else logs.append)
     # The task model train_task compiled and trained.
     (model, before), = [(m, b) for m, b in recorded
                         if getattr(m, "optimizer", None) is not None]
@@ -118,9 +122,14 @@ def float32_run(float32_training):
 def test_training_under_a_mixed_policy(tmp_path, float32_training, policy):
     float32_run, float32_update = float32_training
     export_dir = tmp_path / "export" if policy == "mixed_float16" else None
+    logs = []
     summary, task_model, before, after = _train(
         _config(tmp_path / "model", mixed_precision=policy,
-                export_dir=export_dir and str(export_dir)))
+                export_dir=export_dir and str(export_dir)),
+        logs, cpu_flags={"sse2", "avx2", "fma"})
+    # On an x86 CPU without native bfloat16 the run says it is emulated.
+    emulated = [line for line in logs if "no native bfloat16" in line]
+    assert len(emulated) == (policy == "mixed_bfloat16"), logs
     assert np.isfinite(summary["tasks"]["semseg"]["final_loss"])
     # mixed_float16 trains with loss scaling, bfloat16 needs none.
     optimizer = task_model.optimizer
@@ -201,3 +210,18 @@ def test_bfloat16_hint_only_on_native_bfloat16_cpus(tmp_path):
     assert precision.bfloat16_hint("mixed_bfloat16", flags) is None
     assert precision.bfloat16_hint("float32", {"avx2", "fma"}) is None
     assert precision.cpu_flags(str(tmp_path / "none")) == set()
+
+
+def test_emulated_bfloat16_is_called_out():
+    """mixed_bfloat16 on an x86 CPU without native bfloat16 and without a
+    GPU: the run is told it is emulated (14x slower at the paper's crop)."""
+    emulated = {"sse2", "avx2", "fma"}
+    warning = precision.bfloat16_hint("mixed_bfloat16", emulated)
+    assert "no native bfloat16" in warning and "14x slower" in warning
+    assert "--mixed_precision=float32" in warning
+    assert precision.bfloat16_hint("float32", emulated) is None
+    assert precision.bfloat16_hint("mixed_bfloat16", emulated,
+                                   accelerator=True) is None  # A GPU runs it.
+    assert precision.bfloat16_hint("mixed_bfloat16", set()) is None  # Unknown.
+    assert precision.bfloat16_hint("mixed_bfloat16",
+                                   emulated | {"avx512_bf16"}) is None
