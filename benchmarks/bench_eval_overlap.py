@@ -30,19 +30,12 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 # pylint: disable=wrong-import-position
 import rmtl_tf
 from bench_edge_eval import fake_prediction
+from rehearsal import _cpu
 from rmtl_tf.data import synthetic_scenes
 from rmtl_tf.evaluation import evaluate_lib, predictors
 from rmtl_tf.metrics import edge_ods
 
 TASKS = ["semseg", "depth", "normals", "edge"]
-
-
-def _cpu():
-    with open("/proc/cpuinfo", encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def main():

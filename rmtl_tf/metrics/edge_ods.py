@@ -175,16 +175,20 @@ class EdgeODS:
                 self._pool = concurrent.futures.ThreadPoolExecutor(
                     self.workers, thread_name_prefix="edge_ods")
             self._pending.append(self._pool.submit(image_counts, *args))
-            while len(self._pending) > 2 * self.workers:
-                self.counts.append(self._pending.popleft().result())
+            self._collect(keep=2 * self.workers)
+
+    def _collect(self, keep):
+        """Waits for the oldest images, in order, until `keep` are left."""
+        while len(self._pending) > keep:
+            self.counts.append(self._pending.popleft().result())
 
     def close(self, collect=True):
         """Ends the threads. `collect`: first wait for the images still
         being scored and keep their counts; False drops those not started
         (after an error elsewhere)."""
         try:
-            while collect and self._pending:
-                self.counts.append(self._pending.popleft().result())
+            if collect:
+                self._collect(keep=0)
         finally:
             for future in self._pending:
                 future.cancel()
